@@ -1,0 +1,67 @@
+/* testutil.c — see testutil.h. */
+#include "testutil.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char slots[8][4096];
+static int slot;
+
+static char *next_slot(void)
+{
+    char *s = slots[slot];
+    slot = (slot + 1) % 8;
+    return s;
+}
+
+const char *tu_shared(const char *rel)
+{
+    char *s = next_slot();
+    snprintf(s, 4096, "%s/%s", WEIR_SHARED_DATA, rel);
+    if (access(s, R_OK) != 0) {
+        fprint_message("shared data file missing: %s\n"
+                       "The tests need ../shared/data beside the checkout (see README).\n",
+                       s);
+        fail_msg("missing shared data: %s", s);
+    }
+    return s;
+}
+
+const char *tu_tmpdir(const char *name)
+{
+    char *s = next_slot();
+    snprintf(s, 4096, "%s/test-tmp/%s-%d", WEIR_BUILD_DIR, name, (int)getpid());
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", s, s);
+    if (system(cmd) != 0) fail_msg("cannot create %s", s);
+    return s;
+}
+
+const char *tu_build(const char *rel)
+{
+    char *s = next_slot();
+    snprintf(s, 4096, "%s/%s", WEIR_BUILD_DIR, rel);
+    return s;
+}
+
+uint8_t *tu_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *p = malloc((size_t)n + 1);
+    if (!p || fread(p, 1, (size_t)n, f) != (size_t)n) fail_msg("cannot read %s", path);
+    fclose(f);
+    *len = (size_t)n;
+    return p;
+}

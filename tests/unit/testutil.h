@@ -1,0 +1,19 @@
+/* testutil.h — helpers shared by the unit tests: locating ../shared/data
+ * (failing loudly when it is missing), temporary directories, file reads. */
+#ifndef WEIR_TESTUTIL_H
+#define WEIR_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Full path of a file under ../shared/data; the test FAILS (never skips) when
+ * the file does not exist. Returns a static buffer per call slot (8 slots). */
+const char *tu_shared(const char *rel);
+/* A fresh empty directory under the build dir for this test; static string. */
+const char *tu_tmpdir(const char *name);
+/* Reads a whole file into malloc'd memory; fails the test on error. */
+uint8_t *tu_read_file(const char *path, size_t *len);
+/* Path of a built artefact relative to the build dir (static, 8 slots). */
+const char *tu_build(const char *rel);
+
+#endif
