@@ -49,6 +49,12 @@ typedef struct {
 
 /* Bytes per element (0 for invalid). */
 size_t weir_dtype_size(weir_dtype_kind k);
+/* The same as an inline function, for plug-ins (which do not link libweir). */
+static inline size_t weir_dtype_itemsize(weir_dtype_kind k)
+{
+    static const unsigned char sz[WEIR_DT_COUNT_] = {0, 1, 2, 4, 8, 1, 2, 4, 8, 4, 8, 1};
+    return (k > WEIR_DT_INVALID && k < WEIR_DT_COUNT_) ? sz[k] : 0;
+}
 /* Parses a numpy dtype name: "uint16", "float32", "int8", "bool", and
  * typestrings "<u2", ">f8", "|u1", "=i4". Returns 0 or WEIR_EDTYPE. */
 int weir_dtype_parse(const char *name, weir_dtype *out);

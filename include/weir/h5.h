@@ -19,9 +19,16 @@
 
 typedef struct weir_h5 weir_h5;
 
-/* Creates (truncates) path; creates the parent directories. */
+/* Creates (truncates) path; creates the parent directories. Returns 0,
+ * WEIR_EIO (a directory could not be made) or WEIR_EHDF5. */
 int weir_h5_create(const char *path, weir_h5 **out);
+/* Same, and on failure writes a message naming the path and the cause into
+ * err (there is no handle yet for weir_h5_error). */
+int weir_h5_create_ex(const char *path, weir_h5 **out, char *err, size_t errlen);
+/* Closes everything and frees h (NULL is fine); WEIR_EHDF5 if the final
+ * flush failed. */
 int weir_h5_close(weir_h5 *h);
+/* Message of the last failure on h (static per handle, never free). */
 const char *weir_h5_error(const weir_h5 *h);
 const char *weir_h5_path(const weir_h5 *h);
 

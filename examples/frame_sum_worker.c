@@ -1,0 +1,71 @@
+/* frame_sum_worker.c — the full-frame sum of every STINS image.
+ *
+ * Returns {"sum": <sum of all pixels>} per image (exact for integer pixels:
+ * accumulated in 64-bit integers, then converted). It is also the
+ * CPU-bound reference worker of the replay benchmark, so its inner loop is
+ * the same plain loop a hand-written C program would use. */
+#include <weir/plugin.h>
+
+#include <string.h>
+
+#define SUM_INT(T)                                                                                 \
+    do {                                                                                           \
+        const T *px = (const T *)a->data;                                                          \
+        uint64_t s = 0;                                                                            \
+        for (size_t i = 0; i < n; i++)                                                             \
+            s += px[i];                                                                            \
+        return (double)s;                                                                          \
+    } while (0)
+
+static double frame_sum(weir_pctx *ctx, const weir_array *a)
+{
+    size_t n = 1;
+    for (int d = 0; d < a->ndim; d++)
+        n *= a->shape[d];
+    int native = a->dtype.order == WEIR_LITTLE || weir_dtype_itemsize(a->dtype.kind) == 1;
+    if (native) { /* STINS images are C-contiguous */
+        switch (a->dtype.kind) {
+        case WEIR_DT_U8: SUM_INT(uint8_t);
+        case WEIR_DT_U16: SUM_INT(uint16_t);
+        case WEIR_DT_U32: SUM_INT(uint32_t);
+        default: break;
+        }
+    }
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += ctx->host->array_get_f64(a, i);
+    return s;
+}
+
+static int process_event(weir_pctx *ctx, void *self, const weir_event *ev)
+{
+    const weir_host *h = ctx->host;
+    for (size_t i = 0; i < ev->nstreams; i++) {
+        if (strcmp(ev->streams[i].typ, "STINS") != 0) continue;
+        weir_stins_packet p;
+        int rc = h->stins_parse(ctx, ev, ev->streams[i].name, &p);
+        if (rc) return rc;
+        if (p.kind == WEIR_STINS_IMAGE) {
+            weir_result *r = h->result_new(ctx);
+            rc = r ? h->result_set_f64(r, "sum", frame_sum(ctx, &p.data)) : WEIR_ENOMEM;
+            if (!rc) rc = h->emit(ctx, r);
+            else h->result_free(r);
+        } else if (p.kind == WEIR_STINS_HEADER) {
+            weir_result *r = h->result_new(ctx);
+            rc = r ? h->result_set_str(r, "filename", p.filename ? p.filename : "") : WEIR_ENOMEM;
+            if (!rc) rc = h->emit(ctx, r);
+            else h->result_free(r);
+        }
+        h->stins_clear(&p);
+        return rc;
+    }
+    return WEIR_OK;
+}
+
+const weir_plugin weir_plugin_descriptor = {
+    WEIR_PLUGIN_HEADER,
+    .kind = WEIR_PLUGIN_WORKER,
+    .name = "frame_sum",
+    .description = "sum of all pixels of every STINS image",
+    .process_event = process_event,
+};
