@@ -357,6 +357,7 @@ static int parse_named(weir_buf *buf, const char *name, weir_array *out, char *e
     memset(&h, 0, sizeof h);
     int rc = parse_dict(&ps, &h);
     if (rc) return rc;
+    /* positions below are relative to the header: hlen is where the data starts */
     size_t data_off = hstart + hlen;
     rc = weir_array_init(out, h.dt, h.ndim, h.shape, buf, data_off);
     if (rc == WEIR_ESHAPE) {
@@ -369,11 +370,11 @@ static int parse_named(weir_buf *buf, const char *name, weir_array *out, char *e
                 n *= h.shape[i];
         }
         if (overflow)
-            return fail_at(&ps, rc, data_off, "shape does not fit in memory (size_t overflow)");
-        return fail_at(&ps, rc, data_off, "expected %zu data bytes for the shape, found %zu", n,
+            return fail_at(&ps, rc, hlen, "shape does not fit in memory (size_t overflow)");
+        return fail_at(&ps, rc, hlen, "expected %zu data bytes for the shape, found %zu", n,
                        size - data_off);
     }
-    if (rc) return fail_at(&ps, rc, data_off, "cannot build the array: %s", weir_strerror(rc));
+    if (rc) return fail_at(&ps, rc, hlen, "cannot build the array: %s", weir_strerror(rc));
     if (h.fortran) {
         ptrdiff_t s = (ptrdiff_t)weir_dtype_size(h.dt.kind);
         for (int i = 0; i < h.ndim; i++) {

@@ -244,7 +244,7 @@ static int check_new(weir_h5 *h, const char *name)
     int rc = check_name(h, name);
     if (rc) return rc;
     int ex = link_exists(h->file, name);
-    if (ex < 0) return H5_FAIL(h, "cannot check whether '%s' exists", name);
+    if (ex < 0) return H5_FAIL(h, "cannot create '%s': a parent is not a group", name);
     if (ex > 0) {
         format_err(h->err, ERR_CAP, h->path, 0, "'%s' already exists", name);
         return WEIR_EDUPLICATE;
@@ -512,7 +512,8 @@ int weir_h5_create_rows(weir_h5 *h, const char *name, weir_dtype_kind dt, int ro
         double f = NAN;
         memcpy(fill, &f, sizeof f);
     }
-    if (H5Pset_fill_value(dcpl, ty, fill) < 0) {
+    /* written when a chunk is allocated, as h5py does with fillvalue= */
+    if (H5Pset_fill_value(dcpl, ty, fill) < 0 || H5Pset_fill_time(dcpl, H5D_FILL_TIME_ALLOC) < 0) {
         rc = H5_FAIL(h, "cannot set the fill value of '%s'", name);
         goto close;
     }

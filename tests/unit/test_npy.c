@@ -21,11 +21,10 @@
 #include <string.h>
 
 /* numpy 1.24 np.save output (python: np.save(b, np.arange(6, dtype='<u2').reshape(2, 3))) */
-#define HDR_PAD_57 "                                                         "
-static const char ref_u2_2x3[] =
-    "\x93NUMPY\x01\x00\x76\x00"
-    "{'descr': '<u2', 'fortran_order': False, 'shape': (2, 3), }" HDR_PAD_57 "\n"
-    "\x00\x00\x01\x00\x02\x00\x03\x00\x04\x00\x05\x00";
+static const char ref_u2_2x3[] = "\x93NUMPY\x01\x00\x76\x00"
+                                 "{'descr': '<u2', 'fortran_order': False, 'shape': (2, 3), }"
+                                 "                                                          \n"
+                                 "\x00\x00\x01\x00\x02\x00\x03\x00\x04\x00\x05\x00";
 
 /* np.array([1.5, -2.0], dtype='>f8') */
 static const char ref_f8be[] = "\x93NUMPY\x01\x00\x76\x00"
@@ -55,7 +54,7 @@ static const char ref_empty[] = "\x93NUMPY\x01\x00\x76\x00"
 static const char ref_fortran[] = "\x93NUMPY\x01\x00\x76\x00"
                                   "{'descr': '<u2', 'fortran_order': True, 'shape': (3, 2), }"
                                   "                                                           \n"
-                                  "\x00\x00\x02\x00\x04\x00\x01\x00\x03\x00\x05\x00";
+                                  "\x00\x00\x01\x00\x02\x00\x03\x00\x04\x00\x05\x00";
 
 static weir_buf *lit(const char *s, size_t n_with_nul)
 {
