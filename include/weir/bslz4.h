@@ -6,7 +6,8 @@
  * bit-shuffled elements; the last partial block is rounded down to a
  * multiple of 8 elements; the remaining (nelem % 8) elements are stored raw.
  *
- * All functions are pure and thread-safe. */
+ * All functions are thread-safe and keep no state, except the process-wide
+ * force-scalar switch below. Buffers are borrowed, never retained. */
 #ifndef WEIR_BSLZ4_H
 #define WEIR_BSLZ4_H
 
@@ -39,7 +40,8 @@ int weir_bslz4_encode(const uint8_t *in, size_t n, size_t elem_size, size_t bloc
  * length + LZ4 block; a block whose length equals its raw size is stored raw). */
 int weir_lz4h5_header(const uint8_t *in, size_t in_len, uint64_t *nbytes, uint32_t *block_bytes);
 /* Decodes into out; out_len must equal the header's size. Returns 0 or
- * WEIR_ETRUNCATED / WEIR_ECODEC / WEIR_EINVAL; never reads past in_len. */
+ * WEIR_ETRUNCATED / WEIR_ECODEC / WEIR_EINVAL; never reads past in_len.
+ * Trailing bytes and a zero block size (for non-empty data) are WEIR_ECODEC. */
 int weir_lz4h5_decode(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len);
 /* Worst-case encoded size of n bytes in the LZ4-filter framing. */
 size_t weir_lz4h5_bound(size_t nbytes, size_t block_bytes);
@@ -56,7 +58,7 @@ void weir_bitshuffle(const uint8_t *in, uint8_t *out, size_t n, size_t elem_size
 void weir_bitunshuffle(const uint8_t *in, uint8_t *out, size_t n, size_t elem_size);
 void weir_bitshuffle_scalar(const uint8_t *in, uint8_t *out, size_t n, size_t elem_size);
 void weir_bitunshuffle_scalar(const uint8_t *in, uint8_t *out, size_t n, size_t elem_size);
-/* Name of the implementation chosen at run time ("avx2", "sse2", "scalar"). */
+/* Name of the implementation chosen at run time ("avx2" or "scalar"); static. */
 const char *weir_bitshuffle_impl(void);
 /* Forces the scalar path (nonzero) for tests and benchmarks. The flag is one
  * atomic per process: it affects every thread, so set it before starting

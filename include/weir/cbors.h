@@ -36,7 +36,10 @@ typedef struct weir_cbors_reader weir_cbors_reader;
 /* Opens a file (".gz" inflated). The kind is detected from the first item.
  * On error *out is NULL and err holds "<path>: <what went wrong>". */
 int weir_cbors_open(const char *path, weir_cbors_reader **out, char *err, size_t errlen);
-/* Reads from a buffer (takes a reference); name is used in messages. */
+/* Reads from a buffer (takes a reference); name is used in messages. A buffer
+ * starting with the gzip magic 1f 8b is inflated first (0x1f cannot start a
+ * CBOR item). An empty input has kind WEIR_CBORS_UNKNOWN and reads as a clean
+ * end of file from both next functions. */
 int weir_cbors_open_buf(weir_buf *buf, const char *name, weir_cbors_reader **out, char *err,
                         size_t errlen);
 void weir_cbors_close(weir_cbors_reader *r);

@@ -333,7 +333,8 @@ done:
 
 static int cbor_str(cbor_item_t *it, const char **s, size_t *len)
 {
-    if ((cbor_isa_string(it) || cbor_isa_bytestring(it)) && cbor_string_is_definite(it)) {
+    if ((cbor_isa_string(it) && cbor_string_is_definite(it)) ||
+        (cbor_isa_bytestring(it) && cbor_bytestring_is_definite(it))) {
         *s = (const char *)(cbor_isa_string(it) ? cbor_string_handle(it)
                                                 : cbor_bytestring_handle(it));
         *len = cbor_isa_string(it) ? cbor_string_length(it) : cbor_bytestring_length(it);

@@ -331,8 +331,8 @@ static void test_write_array(void **state)
         memcpy(weir_buf_mutable(f32.buf) + 4 * i, &v, 4);
     }
     assert_int_equal(weir_h5_write_array(h, "f32", &f32), 0);
-    assert_int_equal(weir_array_alloc(&z, (weir_dtype){WEIR_DT_F64, weir_host_order()}, 0, NULL),
-                     0);
+    assert_int_equal(
+        weir_array_alloc(&z, (weir_dtype){WEIR_DT_F64, weir_host_order()}, 0, (size_t[]){0}), 0);
     double pi = 3.25;
     memcpy(weir_buf_mutable(z.buf), &pi, 8);
     assert_int_equal(weir_h5_write_array(h, "zero_d", &z), 0);

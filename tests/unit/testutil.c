@@ -35,9 +35,14 @@ const char *tu_shared(const char *rel)
     return s;
 }
 
+static char dirs[16][4096];
+static int dir_slot;
+
 const char *tu_tmpdir(const char *name)
 {
-    char *s = next_slot();
+    /* a ring of its own, so paths from tu_build/tu_shared never overwrite it */
+    char *s = dirs[dir_slot];
+    dir_slot = (dir_slot + 1) % 16;
     snprintf(s, 4096, "%s/test-tmp/%s-%d", WEIR_BUILD_DIR, name, (int)getpid());
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", s, s);

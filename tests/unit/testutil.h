@@ -9,7 +9,8 @@
 /* Full path of a file under ../shared/data; the test FAILS (never skips) when
  * the file does not exist. Returns a static buffer per call slot (8 slots). */
 const char *tu_shared(const char *rel);
-/* A fresh empty directory under the build dir for this test; static string. */
+/* A fresh empty directory under the build dir for this test; static string
+ * (16 slots of its own). */
 const char *tu_tmpdir(const char *name);
 /* Reads a whole file into malloc'd memory; fails the test on error. */
 uint8_t *tu_read_file(const char *path, size_t *len);
