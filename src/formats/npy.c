@@ -357,23 +357,26 @@ static int parse_named(weir_buf *buf, const char *name, weir_array *out, char *e
     memset(&h, 0, sizeof h);
     int rc = parse_dict(&ps, &h);
     if (rc) return rc;
+    /* Like numpy, refuse shapes whose extent overflows even when a zero
+     * dimension makes the array empty: strides are computed from the other
+     * dimensions and must stay representable. */
+    size_t span = weir_dtype_size(h.dt.kind);
+    int empty = 0;
+    for (int i = 0; i < h.ndim; i++) {
+        if (!h.shape[i]) {
+            empty = 1;
+            continue;
+        }
+        if (span > (size_t)PTRDIFF_MAX / h.shape[i])
+            return fail_at(&ps, WEIR_ESHAPE, hlen, "shape is too large (extent overflows)");
+        span *= h.shape[i];
+    }
     /* positions below are relative to the header: hlen is where the data starts */
     size_t data_off = hstart + hlen;
     rc = weir_array_init(out, h.dt, h.ndim, h.shape, buf, data_off);
-    if (rc == WEIR_ESHAPE) {
-        size_t n = weir_dtype_size(h.dt.kind);
-        int overflow = 0;
-        for (int i = 0; i < h.ndim; i++) {
-            if (h.shape[i] && n > SIZE_MAX / h.shape[i])
-                overflow = 1;
-            else
-                n *= h.shape[i];
-        }
-        if (overflow)
-            return fail_at(&ps, rc, hlen, "shape does not fit in memory (size_t overflow)");
-        return fail_at(&ps, rc, hlen, "expected %zu data bytes for the shape, found %zu", n,
-                       size - data_off);
-    }
+    if (rc == WEIR_ESHAPE)
+        return fail_at(&ps, rc, hlen, "expected %zu data bytes for the shape, found %zu",
+                       empty ? 0 : span, size - data_off);
     if (rc) return fail_at(&ps, rc, hlen, "cannot build the array: %s", weir_strerror(rc));
     if (h.fortran) {
         ptrdiff_t s = (ptrdiff_t)weir_dtype_size(h.dt.kind);

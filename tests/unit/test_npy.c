@@ -530,6 +530,10 @@ static void test_bad_headers(void **state)
                  2, WEIR_ESHAPE, NULL);
     expect_error("{'descr': '<u8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", d,
                  2, WEIR_ESHAPE, "overflow");
+    /* empty, but the other dimensions overflow the strides (found by fuzzing) */
+    expect_error("{'descr': '|u1', 'fortran_order': False, 'shape': (0, 2666666666666666666, 2, "
+                 "266666666, 2, 22, 2,), }",
+                 d, 0, WEIR_ESHAPE, "too large");
     /* exact size check: one byte short, one byte long */
     expect_error("{'descr': '<u2', 'fortran_order': False, 'shape': (2, 3), }", d, 11, WEIR_ESHAPE,
                  "expected 12 data bytes");
