@@ -26,8 +26,8 @@ static double frame_sum(weir_pctx *ctx, const weir_array *a)
     if (native) { /* STINS images are C-contiguous */
         switch (a->dtype.kind) {
         case WEIR_DT_U8: SUM_INT(uint8_t);
-        case WEIR_DT_U16: SUM_INT(uint16_t);
-        case WEIR_DT_U32: SUM_INT(uint32_t);
+        case WEIR_DT_U16: SUM_INT(weir_u16u);
+        case WEIR_DT_U32: SUM_INT(weir_u32u);
         default: break;
         }
     }

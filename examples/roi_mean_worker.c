@@ -6,6 +6,9 @@
  * {"filename": ...} so the reducer knows where the raw data went. Events
  * without the stream give no result, as in the tutorial.
  *
+ * Pixels are read through the weir_*u element types: zero-copy frames are
+ * only byte-aligned.
+ *
  * Build: cc -shared -fPIC -I<weir>/include roi_mean_worker.c -o roi_mean_worker.so
  * Run:   weir replay -w ./roi_mean_worker.so -r ./tutorial_reducer.so -f dump.cbors */
 #include <weir/plugin.h>
@@ -37,11 +40,15 @@ static const char *pick_stream(weir_pctx *ctx, const weir_event *ev)
     return NULL;
 }
 
-#define ROI_SUM(T)                                                                                 \
+/* Integers are summed exactly in 64 bits (and the loop vectorises);
+ * floats in double. */
+#define ROI_SUM(T, ACC)                                                                            \
     for (size_t r = 0; r < rows; r++) {                                                            \
         const T *row = (const T *)(a->data + (ptrdiff_t)r * a->strides[0]);                        \
+        ACC s = 0;                                                                                 \
         for (size_t c = c0; c < cols; c++)                                                         \
-            sum += (double)row[c];                                                                 \
+            s += (ACC)row[c];                                                                      \
+        sum += (double)s;                                                                          \
     }
 
 static double roi_mean(weir_pctx *ctx, const weir_array *a, size_t rows, size_t c0, size_t cols)
@@ -52,13 +59,13 @@ static double roi_mean(weir_pctx *ctx, const weir_array *a, size_t rows, size_t 
     int native = a->dtype.order == WEIR_LITTLE || weir_dtype_itemsize(a->dtype.kind) == 1;
     if (native && a->strides[1] == (ptrdiff_t)weir_dtype_itemsize(a->dtype.kind)) {
         switch (a->dtype.kind) {
-        case WEIR_DT_U8: ROI_SUM(uint8_t); return sum / (double)n;
-        case WEIR_DT_U16: ROI_SUM(uint16_t); return sum / (double)n;
-        case WEIR_DT_U32: ROI_SUM(uint32_t); return sum / (double)n;
-        case WEIR_DT_I16: ROI_SUM(int16_t); return sum / (double)n;
-        case WEIR_DT_I32: ROI_SUM(int32_t); return sum / (double)n;
-        case WEIR_DT_F32: ROI_SUM(float); return sum / (double)n;
-        case WEIR_DT_F64: ROI_SUM(double); return sum / (double)n;
+        case WEIR_DT_U8: ROI_SUM(uint8_t, uint64_t); return sum / (double)n;
+        case WEIR_DT_U16: ROI_SUM(weir_u16u, uint64_t); return sum / (double)n;
+        case WEIR_DT_U32: ROI_SUM(weir_u32u, uint64_t); return sum / (double)n;
+        case WEIR_DT_I16: ROI_SUM(weir_i16u, int64_t); return sum / (double)n;
+        case WEIR_DT_I32: ROI_SUM(weir_i32u, int64_t); return sum / (double)n;
+        case WEIR_DT_F32: ROI_SUM(weir_f32u, double); return sum / (double)n;
+        case WEIR_DT_F64: ROI_SUM(weir_f64u, double); return sum / (double)n;
         default: break;
         }
     }

@@ -38,12 +38,26 @@ typedef struct {
     weir_byteorder order;
 } weir_dtype;
 
+/* Element types for reading array data. Zero-copy views point into the
+ * received bytes (a capture file, a ZMQ frame), so `data` is only guaranteed
+ * to be byte-aligned: read multi-byte elements through these types (GCC and
+ * Clang give them 1-byte alignment and still vectorise loops over them),
+ * never through plain uint16_t* etc. */
+typedef uint16_t __attribute__((aligned(1), may_alias)) weir_u16u;
+typedef uint32_t __attribute__((aligned(1), may_alias)) weir_u32u;
+typedef uint64_t __attribute__((aligned(1), may_alias)) weir_u64u;
+typedef int16_t __attribute__((aligned(1), may_alias)) weir_i16u;
+typedef int32_t __attribute__((aligned(1), may_alias)) weir_i32u;
+typedef int64_t __attribute__((aligned(1), may_alias)) weir_i64u;
+typedef float __attribute__((aligned(1), may_alias)) weir_f32u;
+typedef double __attribute__((aligned(1), may_alias)) weir_f64u;
+
 typedef struct {
     weir_dtype dtype;
     int ndim;
     size_t shape[WEIR_MAX_DIMS];
     ptrdiff_t strides[WEIR_MAX_DIMS]; /* bytes */
-    const uint8_t *data;              /* first element */
+    const uint8_t *data;              /* first element; byte-aligned only (see above) */
     weir_buf *buf;                    /* owning reference, may be NULL for borrowed memory */
 } weir_array;
 
