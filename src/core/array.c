@@ -97,12 +97,15 @@ size_t weir_array_nbytes(const weir_array *a)
     return weir_array_nelem(a) * weir_dtype_size(a->dtype.kind);
 }
 
-/* Product of shape with overflow check; returns 0 on success. */
+/* Product of shape with overflow check; returns 0 on success. The product
+ * of the non-zero dimensions must also fit the byte strides (ptrdiff_t),
+ * even when a zero dimension makes the array empty. */
 static int checked_nelem(int ndim, const size_t *shape, size_t itemsize, size_t *nbytes)
 {
-    size_t n = itemsize;
+    size_t n = itemsize, nz = itemsize;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] && n > SIZE_MAX / shape[i]) return WEIR_ESHAPE;
+        if (shape[i] && nz > (size_t)PTRDIFF_MAX / shape[i]) return WEIR_ESHAPE;
+        if (shape[i]) nz *= shape[i];
         n *= shape[i];
     }
     *nbytes = n;
@@ -130,7 +133,7 @@ int weir_array_init(weir_array *a, weir_dtype dt, int ndim, const size_t *shape,
     if (offset > weir_buf_size(buf) || weir_buf_size(buf) - offset != nbytes) return WEIR_ESHAPE;
     a->dtype = dt;
     a->ndim = ndim;
-    memcpy(a->shape, shape, (size_t)ndim * sizeof *shape);
+    if (ndim) memcpy(a->shape, shape, (size_t)ndim * sizeof *shape);
     set_c_strides(a);
     a->buf = weir_buf_ref(buf);
     a->data = weir_buf_data(buf) + offset;

@@ -118,14 +118,16 @@ static int slow_result(weir_pctx *ctx, void *self, const weir_result *r)
     }
     if (s->finished) s->after_finish++;
     s->results++;
-    int64_t n = -1, w = -1, fin = 0, scale = 0;
+    int64_t n = -1, w = -1, fin = 0, scale = 0, parts = 0;
+    h->result_get_i64(r, "parts", &parts);
     h->result_get_i64(r, "n", &n);
     h->result_get_i64(r, "w", &w);
     h->result_get_i64(r, "finish", &fin);
     h->result_get_i64(r, "scale", &scale);
     if (s->report)
-        fprintf(s->report, "%s %lld %lld %lld %d %s\n", fin ? "finish" : "result", (long long)n,
-                (long long)w, (long long)scale, h->result_worker(r), h->result_params_hash(r));
+        fprintf(s->report, "%s %lld %lld %lld %d %s %lld\n", fin ? "finish" : "result",
+                (long long)n, (long long)w, (long long)scale, h->result_worker(r),
+                h->result_params_hash(r), (long long)parts);
     return WEIR_OK;
 }
 

@@ -260,6 +260,37 @@ static void test_bslz4_frame_sum(void **state)
         assert_true(sums[ev] == synth_sum(7, ev - 1));
 }
 
+/* Replays files (a shell word list) through the probe plug-ins; fills
+ * seen[n] with the number of results for event n and parts[n] with the
+ * number of frames the worker saw in it. Returns the exit code. */
+static int run_probe(const char *dir, const char *files_and_opts, int seen[16], int parts[16])
+{
+    char rp[4200];
+    snprintf(rp, sizeof rp, "%s/report.txt", dir);
+    remove(rp);
+    int rc = run(dir, "%s replay -w %s:echo_worker -r %s:slow_reducer -f %s --param report=%s",
+                 tu_build("weir"), tu_build("tests/plugins/test_plugins.so"),
+                 tu_build("tests/plugins/test_plugins.so"), files_and_opts, rp);
+    memset(seen, 0, 16 * sizeof *seen);
+    memset(parts, 0, 16 * sizeof *parts);
+    FILE *f = fopen(rp, "r");
+    if (!f) return rc;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        long long n, w, scale, np;
+        int rw;
+        char hash[32];
+        if (sscanf(line, "result %lld %lld %lld %d %31s %lld", &n, &w, &scale, &rw, hash, &np) ==
+                6 &&
+            n >= 0 && n < 16) {
+            seen[n]++;
+            parts[n] = (int)np;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
 static void test_merge_and_leftovers(void **state)
 {
     const char *dir = tu_tmpdir("e2e-merge");
@@ -268,47 +299,30 @@ static void test_merge_and_leftovers(void **state)
     snprintf(b, sizeof b, "%s/b.cbors", dir);
     synth(a, "short", 5, WEIR_STINS_COMP_NONE, 1, "x/a.h5"); /* events 0..6 */
     synth(b, "long", 8, WEIR_STINS_COMP_NONE, 2, "x/b.h5");  /* events 0..9 */
-    char rp[4200];
-    snprintf(rp, sizeof rp, "%s/report.txt", dir);
-    int rc = run(dir, "%s replay -w %s:echo_worker -r %s:slow_reducer -f a.cbors b.cbors "
-                      "--param report=%s",
-                 tu_build("weir"), tu_build("tests/plugins/test_plugins.so"),
-                 tu_build("tests/plugins/test_plugins.so"), rp);
+    int seen[16], parts[16];
+    int rc = run_probe(dir, "a.cbors b.cbors", seen, parts);
     char *o = output();
     assert_int_equal(rc, 3);
     assert_non_null(strstr(o, "3 event(s) left"));
     assert_non_null(strstr(o, "numbers 7..9"));
     free(o);
-    /* echo reports "parts" = frames over all streams: merged events have both */
-    FILE *f = fopen(rp, "r");
-    assert_non_null(f);
-    char line[256];
-    int seen[16] = {0};
-    while (fgets(line, sizeof line, f)) {
-        long long n, w, scale;
-        if (sscanf(line, "result %lld %lld %lld", &n, &w, &scale) == 3) seen[n]++;
-    }
-    fclose(f);
     for (int i = 1; i <= 6; i++)
         assert_int_equal(seen[i], 1);
     for (int i = 7; i <= 9; i++)
         assert_int_equal(seen[i], 0);
-    rc = run(dir, "%s replay -w %s:echo_worker -r %s:slow_reducer -f a.cbors b.cbors --drain "
-                  "--param report=%s",
-             tu_build("weir"), tu_build("tests/plugins/test_plugins.so"),
-             tu_build("tests/plugins/test_plugins.so"), rp);
+    /* merged events carry both streams: images are 2 frames, header and
+     * series_end 1 (a: 0 header, 1..5 images, 6 end; b: 0 header, 1..8 images) */
+    assert_int_equal(parts[0], 2);
+    for (int i = 1; i <= 5; i++)
+        assert_int_equal(parts[i], 4);
+    assert_int_equal(parts[6], 3);
+    rc = run_probe(dir, "a.cbors b.cbors --drain", seen, parts);
     o = output();
     if (rc != 0) fail_msg("drain replay failed (%d):\n%s", rc, o);
     free(o);
-    f = fopen(rp, "r");
-    memset(seen, 0, sizeof seen);
-    while (fgets(line, sizeof line, f)) {
-        long long n, w, scale;
-        if (sscanf(line, "result %lld %lld %lld", &n, &w, &scale) == 3) seen[n]++;
-    }
-    fclose(f);
     for (int i = 1; i <= 9; i++)
         assert_int_equal(seen[i], 1);
+    assert_int_equal(parts[8], 2); /* only b left */
 }
 
 static void test_inspect(void **state)
@@ -375,30 +389,19 @@ static void test_truncated_replay_keeps_prior_events(void **state)
     const char *dir = tu_tmpdir("e2e-trunc");
     size_t len;
     uint8_t *buf = tu_read_file(tu_shared("dranspose/dump_xrd.cbors"), &len);
-    char p[4200], rp[4200];
+    char p[4200];
     snprintf(p, sizeof p, "%s/trunc.cbors", dir);
     FILE *f = fopen(p, "wb");
     fwrite(buf, 1, 1000, f); /* items 0..2 whole (0..91..426..761), item 3 cut */
     fclose(f);
     free(buf);
-    snprintf(rp, sizeof rp, "%s/report.txt", dir);
-    int rc = run(dir, "%s replay -w %s:echo_worker -r %s:slow_reducer -f trunc.cbors "
-                      "--param report=%s",
-                 tu_build("weir"), tu_build("tests/plugins/test_plugins.so"),
-                 tu_build("tests/plugins/test_plugins.so"), rp);
+    int seen[16], parts[16];
+    int rc = run_probe(dir, "trunc.cbors", seen, parts);
     char *o = output();
     assert_int_equal(rc, 3);
     assert_non_null(strstr(o, "trunc.cbors"));
     assert_non_null(strstr(o, "offset 761"));
     free(o);
-    f = fopen(rp, "r");
-    char line[256];
-    int seen[16] = {0};
-    while (fgets(line, sizeof line, f)) {
-        long long n, w, scale;
-        if (sscanf(line, "result %lld %lld %lld", &n, &w, &scale) == 3) seen[n]++;
-    }
-    fclose(f);
     assert_int_equal(seen[1], 1);
     assert_int_equal(seen[2], 1);
     assert_int_equal(seen[3], 0);
