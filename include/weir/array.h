@@ -92,6 +92,9 @@ int weir_array_is_contiguous(const weir_array *a);
 /* Sets a to a view of src (new buffer reference). */
 void weir_array_copy_view(weir_array *dst, const weir_array *src);
 void weir_array_release(weir_array *a);
+/* Copies the elements (any strides) into dst in C order, byte order kept;
+ * dst holds weir_array_nbytes(a) bytes. */
+void weir_array_pack(const weir_array *a, void *dst);
 /* Element at a flat C-order index converted to double / int64 (any dtype,
  * any byte order, any strides). For tests and slow paths. */
 double weir_array_get_f64(const weir_array *a, size_t flat_index);

@@ -178,6 +178,30 @@ void weir_array_release(weir_array *a)
     memset(a, 0, sizeof *a);
 }
 
+void weir_array_pack(const weir_array *a, void *dst)
+{
+    size_t isz = weir_dtype_size(a->dtype.kind);
+    size_t nelem = weir_array_nelem(a);
+    uint8_t *d = dst;
+    if (!nelem) return;
+    if (weir_array_is_contiguous(a)) {
+        memcpy(d, a->data, nelem * isz);
+        return;
+    }
+    size_t idx[WEIR_MAX_DIMS] = {0};
+    const uint8_t *p = a->data;
+    for (size_t e = 0; e < nelem; e++) {
+        memcpy(d + e * isz, p, isz);
+        /* odometer over the dims, last fastest */
+        for (int i = a->ndim - 1; i >= 0; i--) {
+            p += a->strides[i];
+            if (++idx[i] < a->shape[i]) break;
+            p -= a->strides[i] * (ptrdiff_t)a->shape[i];
+            idx[i] = 0;
+        }
+    }
+}
+
 static const uint8_t *elem_ptr(const weir_array *a, size_t flat)
 {
     const uint8_t *p = a->data;

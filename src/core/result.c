@@ -188,15 +188,7 @@ int weir_result_set_array(weir_result *r, const char *key, const weir_array *a)
     if (!weir_array_is_contiguous(a)) {
         tmp = malloc(n * isz > 0 ? n * isz : 1);
         if (!tmp) return WEIR_ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-            const uint8_t *p = a->data;
-            size_t f = i;
-            for (int d = a->ndim - 1; d >= 0; d--) {
-                p += (ptrdiff_t)(f % a->shape[d]) * a->strides[d];
-                f /= a->shape[d];
-            }
-            memcpy(tmp + i * isz, p, isz);
-        }
+        weir_array_pack(a, tmp);
         bytes = tmp;
     }
     cbor_item_t *dims = cbor_new_definite_array((size_t)a->ndim);

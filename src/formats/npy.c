@@ -461,30 +461,6 @@ static size_t build_header(const weir_array *a, uint8_t *hdr, size_t cap)
     return total;
 }
 
-/* Copies the elements in C order into dst (contiguous); byte order kept. */
-static void gather(const weir_array *a, uint8_t *dst)
-{
-    size_t isz = weir_dtype_size(a->dtype.kind);
-    size_t nelem = weir_array_nelem(a);
-    if (!nelem) return;
-    if (weir_array_is_contiguous(a)) {
-        memcpy(dst, a->data, nelem * isz);
-        return;
-    }
-    size_t idx[WEIR_MAX_DIMS] = {0};
-    const uint8_t *p = a->data;
-    for (size_t e = 0; e < nelem; e++) {
-        memcpy(dst + e * isz, p, isz);
-        /* odometer over the dims, last fastest */
-        for (int i = a->ndim - 1; i >= 0; i--) {
-            p += a->strides[i];
-            if (++idx[i] < a->shape[i]) break;
-            p -= a->strides[i] * (ptrdiff_t)a->shape[i];
-            idx[i] = 0;
-        }
-    }
-}
-
 static int check_array(const weir_array *a)
 {
     if (!a || !weir_dtype_size(a->dtype.kind) || a->ndim < 0 || a->ndim > WEIR_MAX_DIMS)
@@ -513,7 +489,7 @@ int weir_npy_encode(const weir_array *a, weir_buf **out)
     if (!b) return WEIR_ENOMEM;
     uint8_t *w = weir_buf_mutable(b);
     memcpy(w, hdr, hn);
-    gather(a, w + hn);
+    weir_array_pack(a, w + hn);
     *out = b;
     return WEIR_OK;
 }

@@ -277,24 +277,6 @@ static hid_t make_dcpl(void)
     return d;
 }
 
-/* Copies a strided array into dst in C order, byte order kept. */
-static void gather(const weir_array *a, uint8_t *dst)
-{
-    size_t isz = weir_dtype_size(a->dtype.kind);
-    size_t nelem = weir_array_nelem(a);
-    size_t idx[WEIR_MAX_DIMS] = {0};
-    const uint8_t *p = a->data;
-    for (size_t e = 0; e < nelem; e++) {
-        memcpy(dst + e * isz, p, isz);
-        for (int i = a->ndim - 1; i >= 0; i--) {
-            p += a->strides[i];
-            if (++idx[i] < a->shape[i]) break;
-            p -= a->strides[i] * (ptrdiff_t)a->shape[i];
-            idx[i] = 0;
-        }
-    }
-}
-
 /* ---- file ----------------------------------------------------------------- */
 
 int weir_h5_create_ex(const char *path, weir_h5 **out, char *err, size_t errlen)
@@ -690,7 +672,7 @@ int weir_h5_write_array(weir_h5 *h, const char *name, const weir_array *a)
     if (nelem && !weir_array_is_contiguous(a)) {
         tmp = malloc(nelem * isz);
         if (!tmp) return WEIR_ENOMEM;
-        gather(a, tmp);
+        weir_array_pack(a, tmp);
         src = tmp;
     }
     quiet_state q;
