@@ -50,7 +50,8 @@ static int tr_result(weir_pctx *c, void *self, const weir_result *r)
 {
     tot *t = self;
     double v;
-    if (c->host->result_get_f64(r, "sum", &v) == 0 || c->host->result_get_f64(r, "intensity", &v) == 0) {
+    if (c->host->result_get_f64(r, "sum", &v) == 0 ||
+        c->host->result_get_f64(r, "intensity", &v) == 0) {
         t->total += v;
         t->n++;
     }
@@ -64,8 +65,8 @@ static int tr_finish(weir_pctx *c, void *self)
     return 0;
 }
 static const weir_plugin total_reducer = {
-    WEIR_PLUGIN_HEADER,     .kind = WEIR_PLUGIN_REDUCER, .name = "bench_total",
-    .init = tr_init,        .process_result = tr_result, .finish = tr_finish,
+    WEIR_PLUGIN_HEADER, .kind = WEIR_PLUGIN_REDUCER, .name = "bench_total",
+    .init = tr_init,    .process_result = tr_result, .finish = tr_finish,
     .destroy = free,
 };
 
@@ -76,8 +77,11 @@ static int run_replay(const char *cap, const weir_plugin *w, int nworkers, doubl
     weir_params *p = weir_params_new();
     weir_params_set(p, "till_x", "128", 3, 0, NULL, 0);
     weir_params_set(p, "from_y", "128", 3, 0, NULL, 0);
-    weir_engine_config cfg = {.worker = w, .reducer = &total_reducer, .nworkers = nworkers,
-                              .params = p, .worker_queue_depth = 16};
+    weir_engine_config cfg = {.worker = w,
+                              .reducer = &total_reducer,
+                              .nworkers = nworkers,
+                              .params = p,
+                              .worker_queue_depth = 16};
     weir_engine *e;
     weir_replay *r;
     if (weir_engine_new(&cfg, &e, err, sizeof err) ||
@@ -112,8 +116,14 @@ int main(int argc, char **argv)
              (unsigned long long)frames, h, w);
     if (access(cap, R_OK) != 0) {
         fprintf(stderr, "generating %s ...\n", cap);
-        weir_synth_config c = {.path = cap, .stream = "det", .filename = "", .frames = frames,
-                               .height = h, .width = w, .dtype = WEIR_DT_U16, .seed = 42};
+        weir_synth_config c = {.path = cap,
+                               .stream = "det",
+                               .filename = "",
+                               .frames = frames,
+                               .height = h,
+                               .width = w,
+                               .dtype = WEIR_DT_U16,
+                               .seed = 42};
         if (weir_synth_write(&c, err, sizeof err)) {
             fprintf(stderr, "%s\n", err);
             return 1;
@@ -171,8 +181,8 @@ int main(int argc, char **argv)
     double secs;
     uint64_t evs;
     if (run_replay(cap, pl[2], 2, &secs, &evs) || g_total != ref_total || g_n != nf) {
-        fprintf(stderr, "CHECK FAILED: replay total %.0f (%llu results), reference %.0f\n",
-                g_total, (unsigned long long)g_n, ref_total);
+        fprintf(stderr, "CHECK FAILED: replay total %.0f (%llu results), reference %.0f\n", g_total,
+                (unsigned long long)g_n, ref_total);
         return 1;
     }
     printf("check: frame-sum replay total %.0f == reference total over %llu frames\n", g_total,

@@ -37,8 +37,7 @@ static int timer(weir_pctx *ctx, void *self, double *next)
 static int finish(weir_pctx *ctx, void *self)
 {
     counter *c = self;
-    ctx->host->log(ctx, 2, "%llu results, total %.17g", (unsigned long long)c->results,
-                   c->total);
+    ctx->host->log(ctx, 2, "%llu results, total %.17g", (unsigned long long)c->results, c->total);
     return WEIR_OK;
 }
 

@@ -25,10 +25,14 @@ static double frame_sum(weir_pctx *ctx, const weir_array *a)
     int native = a->dtype.order == WEIR_LITTLE || weir_dtype_itemsize(a->dtype.kind) == 1;
     if (native) { /* STINS images are C-contiguous */
         switch (a->dtype.kind) {
-        case WEIR_DT_U8: SUM_INT(uint8_t);
-        case WEIR_DT_U16: SUM_INT(weir_u16u);
-        case WEIR_DT_U32: SUM_INT(weir_u32u);
-        default: break;
+        case WEIR_DT_U8:
+            SUM_INT(uint8_t);
+        case WEIR_DT_U16:
+            SUM_INT(weir_u16u);
+        case WEIR_DT_U32:
+            SUM_INT(weir_u32u);
+        default:
+            break;
         }
     }
     double s = 0;
@@ -48,13 +52,17 @@ static int process_event(weir_pctx *ctx, void *self, const weir_event *ev)
         if (p.kind == WEIR_STINS_IMAGE) {
             weir_result *r = h->result_new(ctx);
             rc = r ? h->result_set_f64(r, "sum", frame_sum(ctx, &p.data)) : WEIR_ENOMEM;
-            if (!rc) rc = h->emit(ctx, r);
-            else h->result_free(r);
+            if (!rc)
+                rc = h->emit(ctx, r);
+            else
+                h->result_free(r);
         } else if (p.kind == WEIR_STINS_HEADER) {
             weir_result *r = h->result_new(ctx);
             rc = r ? h->result_set_str(r, "filename", p.filename ? p.filename : "") : WEIR_ENOMEM;
-            if (!rc) rc = h->emit(ctx, r);
-            else h->result_free(r);
+            if (!rc)
+                rc = h->emit(ctx, r);
+            else
+                h->result_free(r);
         }
         h->stins_clear(&p);
         return rc;

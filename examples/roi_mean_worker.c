@@ -59,14 +59,29 @@ static double roi_mean(weir_pctx *ctx, const weir_array *a, size_t rows, size_t 
     int native = a->dtype.order == WEIR_LITTLE || weir_dtype_itemsize(a->dtype.kind) == 1;
     if (native && a->strides[1] == (ptrdiff_t)weir_dtype_itemsize(a->dtype.kind)) {
         switch (a->dtype.kind) {
-        case WEIR_DT_U8: ROI_SUM(uint8_t, uint64_t); return sum / (double)n;
-        case WEIR_DT_U16: ROI_SUM(weir_u16u, uint64_t); return sum / (double)n;
-        case WEIR_DT_U32: ROI_SUM(weir_u32u, uint64_t); return sum / (double)n;
-        case WEIR_DT_I16: ROI_SUM(weir_i16u, int64_t); return sum / (double)n;
-        case WEIR_DT_I32: ROI_SUM(weir_i32u, int64_t); return sum / (double)n;
-        case WEIR_DT_F32: ROI_SUM(weir_f32u, double); return sum / (double)n;
-        case WEIR_DT_F64: ROI_SUM(weir_f64u, double); return sum / (double)n;
-        default: break;
+        case WEIR_DT_U8:
+            ROI_SUM(uint8_t, uint64_t);
+            return sum / (double)n;
+        case WEIR_DT_U16:
+            ROI_SUM(weir_u16u, uint64_t);
+            return sum / (double)n;
+        case WEIR_DT_U32:
+            ROI_SUM(weir_u32u, uint64_t);
+            return sum / (double)n;
+        case WEIR_DT_I16:
+            ROI_SUM(weir_i16u, int64_t);
+            return sum / (double)n;
+        case WEIR_DT_I32:
+            ROI_SUM(weir_i32u, int64_t);
+            return sum / (double)n;
+        case WEIR_DT_F32:
+            ROI_SUM(weir_f32u, double);
+            return sum / (double)n;
+        case WEIR_DT_F64:
+            ROI_SUM(weir_f64u, double);
+            return sum / (double)n;
+        default:
+            break;
         }
     }
     for (size_t r = 0; r < rows; r++)
@@ -102,8 +117,10 @@ static int process_event(weir_pctx *ctx, void *self, const weir_event *ev)
             if (r) rc = h->result_set_f64(r, "intensity", mean);
         }
     }
-    if (r && !rc) rc = h->emit(ctx, r);
-    else if (r) h->result_free(r);
+    if (r && !rc)
+        rc = h->emit(ctx, r);
+    else if (r)
+        h->result_free(r);
     h->stins_clear(&p);
     return rc;
 }

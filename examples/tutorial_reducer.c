@@ -40,8 +40,10 @@ static void processed_name(weir_pctx *ctx, const char *raw, char *out, size_t le
     const char *dot = strrchr(base, '.');
     const char *slash = strrchr(base, '/');
     if (dot && (!slash || dot > slash)) stem = (size_t)(dot - base);
-    if (dir && *dir) snprintf(out, len, "%s/%.*s_processed.h5", dir, (int)stem, base);
-    else snprintf(out, len, "%.*s_processed.h5", (int)stem, base);
+    if (dir && *dir)
+        snprintf(out, len, "%s/%.*s_processed.h5", dir, (int)stem, base);
+    else
+        snprintf(out, len, "%.*s_processed.h5", (int)stem, base);
 }
 
 static int open_output(weir_pctx *ctx, reducer *st, const char *raw)
@@ -57,8 +59,10 @@ static int open_output(weir_pctx *ctx, reducer *st, const char *raw)
     if (!rc) rc = h->h5_write_i64(st->h5, "till_x", h->param_int(ctx, "till_x"));
     if (!rc) rc = h->h5_write_i64(st->h5, "from_y", h->param_int(ctx, "from_y"));
     if (!rc) rc = h->h5_attr_str(st->h5, "/", "source", raw);
-    if (rc) h->log(ctx, 4, "%s", h->h5_error(st->h5));
-    else h->log(ctx, 2, "writing %s", st->path);
+    if (rc)
+        h->log(ctx, 4, "%s", h->h5_error(st->h5));
+    else
+        h->log(ctx, 2, "writing %s", st->path);
     return rc;
 }
 
@@ -82,8 +86,10 @@ static int process_result(weir_pctx *ctx, void *self, const weir_result *res)
     if (h->result_get_f64(res, "intensity", &v) == WEIR_OK) {
         float f = (float)v;
         int rc = h->h5_write_row(st->h5, "reduced", ev, &f);
-        if (rc) h->log(ctx, 4, "%s", h->h5_error(st->h5));
-        else st->rows++;
+        if (rc)
+            h->log(ctx, 4, "%s", h->h5_error(st->h5));
+        else
+            st->rows++;
         return rc;
     }
     if (h->result_get_f64(res, "sum", &v) == WEIR_OK) {
@@ -91,8 +97,10 @@ static int process_result(weir_pctx *ctx, void *self, const weir_result *res)
         if (!st->sum_created && !(rc = h->h5_create_rows(st->h5, "sum", WEIR_DT_F64, 0, NULL)))
             st->sum_created = 1;
         if (!rc) rc = h->h5_write_row(st->h5, "sum", ev, &v);
-        if (rc) h->log(ctx, 4, "%s", h->h5_error(st->h5));
-        else st->rows++;
+        if (rc)
+            h->log(ctx, 4, "%s", h->h5_error(st->h5));
+        else
+            st->rows++;
         return rc;
     }
     return WEIR_OK;

@@ -64,7 +64,7 @@ typedef struct {
     weir_reason reasons[WEIR_MAX_REASONS];
     size_t nreasons;
     uint64_t queue_fill, queue_max_fill, queue_capacity; /* input queue of the stage */
-    double user_seconds;    /* time inside plug-in callbacks */
+    double user_seconds;                                 /* time inside plug-in callbacks */
     double blocked_seconds; /* time waiting for a full downstream queue */
 } weir_stage_stats;
 
@@ -97,8 +97,8 @@ void weir_engine_stop(weir_engine *e);
 int weir_engine_status(const weir_engine *e);
 void weir_engine_stats(weir_engine *e, weir_stats *out);
 /* Changes a parameter; applies from the next event each worker takes. */
-int weir_engine_set_param(weir_engine *e, const char *name, const void *data, size_t len,
-                          char *err, size_t errlen);
+int weir_engine_set_param(weir_engine *e, const char *name, const void *data, size_t len, char *err,
+                          size_t errlen);
 /* The parameter set (for listing); borrowed, do not modify while running. */
 const weir_params *weir_engine_params(const weir_engine *e);
 /* Prints the per-stage counters as a table. */

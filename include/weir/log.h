@@ -33,8 +33,7 @@ void weir_vlog(weir_log_level lvl, const char *component, const char *fmt, va_li
 #define WEIR_LOGD(comp, ...) weir_log(WEIR_LOG_DEBUG, comp, __VA_ARGS__)
 #define WEIR_LOGT(comp, ...)                                                                       \
     do {                                                                                           \
-        if (weir_log_enabled(WEIR_LOG_TRACE))                                                      \
-            weir_log(WEIR_LOG_TRACE, comp, __VA_ARGS__);                                           \
+        if (weir_log_enabled(WEIR_LOG_TRACE)) weir_log(WEIR_LOG_TRACE, comp, __VA_ARGS__);         \
     } while (0)
 
 #endif

@@ -135,8 +135,7 @@ struct weir_host {
     int (*result_get_i64)(const weir_result *r, const char *key, int64_t *out);
     int (*result_get_f64)(const weir_result *r, const char *key, double *out);
     int (*result_get_str)(const weir_result *r, const char *key, const char **out);
-    int (*result_get_bytes)(const weir_result *r, const char *key, const void **data,
-                            size_t *len);
+    int (*result_get_bytes)(const weir_result *r, const char *key, const void **data, size_t *len);
     /* A view (borrowed, valid during the callback) of an array value. */
     int (*result_get_array)(const weir_result *r, const char *key, weir_array *out);
 

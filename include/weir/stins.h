@@ -29,14 +29,14 @@ typedef enum { WEIR_STINS_COMP_NONE = 0, WEIR_STINS_COMP_BSLZ4 = 1 } weir_stins_
 typedef struct {
     weir_stins_kind kind;
     int64_t msg_number;
-    int64_t frame;            /* image only, else -1 */
-    char *filename;           /* header only; "" means live view; NULL when absent */
+    int64_t frame;  /* image only, else -1 */
+    char *filename; /* header only; "" means live view; NULL when absent */
     weir_stins_compression compression;
-    weir_array data;          /* image: decoded (decompressed) pixels, C-order */
-    weir_buf *raw;            /* image: frame 1 as received (ref) */
-    size_t nextra;            /* header: frames after the JSON frame */
-    weir_buf **extra;         /* refs */
-    void *json_;              /* parsed frame 0 (internal; use weir_stins_get_*) */
+    weir_array data;  /* image: decoded (decompressed) pixels, C-order */
+    weir_buf *raw;    /* image: frame 1 as received (ref) */
+    size_t nextra;    /* header: frames after the JSON frame */
+    weir_buf **extra; /* refs */
+    void *json_;      /* parsed frame 0 (internal; use weir_stins_get_*) */
 } weir_stins_packet;
 
 /* Parses msg into p. With decode != 0 an image is decompressed and checked

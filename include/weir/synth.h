@@ -15,15 +15,15 @@
 #include "weir/stins.h"
 
 typedef struct {
-    const char *path;        /* output .cbors (".gz" for gzip) */
-    const char *stream;      /* default "xrd" */
-    const char *filename;    /* header filename; default "output/synthetic.h5" */
-    uint64_t frames;         /* number of images */
+    const char *path;     /* output .cbors (".gz" for gzip) */
+    const char *stream;   /* default "xrd" */
+    const char *filename; /* header filename; default "output/synthetic.h5" */
+    uint64_t frames;      /* number of images */
     size_t height, width;
-    weir_dtype_kind dtype;   /* default uint16 */
+    weir_dtype_kind dtype; /* default uint16 */
     weir_stins_compression compression;
     uint64_t seed;
-    double mean_counts;      /* default 2.0 */
+    double mean_counts; /* default 2.0 */
 } weir_synth_config;
 
 /* Fills one frame's pixels (host order) for frame index i; deterministic. */

@@ -54,11 +54,15 @@ int weir_dtype_parse(const char *name, weir_dtype *out)
     /* typestring: [<>|=]?<kind><size> */
     const char *p = name;
     weir_byteorder order = weir_host_order();
-    if (*p == '<') order = WEIR_LITTLE, p++;
-    else if (*p == '>') order = WEIR_BIG, p++;
-    else if (*p == '|' || *p == '=') p++;
+    if (*p == '<')
+        order = WEIR_LITTLE, p++;
+    else if (*p == '>')
+        order = WEIR_BIG, p++;
+    else if (*p == '|' || *p == '=')
+        p++;
     if (!p[0] || !p[1]) return WEIR_EDTYPE;
     char kind = p[0];
+    if (p[1] < '0' || p[1] > '9') return WEIR_EDTYPE; /* strtol would skip spaces and signs */
     char *end;
     long size = strtol(p + 1, &end, 10);
     if (*end || size <= 0) return WEIR_EDTYPE;

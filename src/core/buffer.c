@@ -122,8 +122,10 @@ void weir_buf_unref(weir_buf *b)
     while (b) {
         if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
         weir_buf *parent = b->parent;
-        if (b->owns_heap) free(b->data);
-        else if (b->release) b->release(b->opaque, b->data, b->size);
+        if (b->owns_heap)
+            free(b->data);
+        else if (b->release)
+            b->release(b->opaque, b->data, b->size);
         free(b);
         b = parent; /* drop the view's reference without recursion */
     }

@@ -27,9 +27,12 @@ void weir_log_init(void)
             return;
         }
     }
-    if (strcasecmp(s, "WARN") == 0) atomic_store(&log_level, WEIR_LOG_WARNING);
-    else if (strcasecmp(s, "CRITICAL") == 0) atomic_store(&log_level, WEIR_LOG_ERROR);
-    else fprintf(stderr, "[log] WARNING: unknown LOG_LEVEL '%s', using INFO\n", s);
+    if (strcasecmp(s, "WARN") == 0)
+        atomic_store(&log_level, WEIR_LOG_WARNING);
+    else if (strcasecmp(s, "CRITICAL") == 0)
+        atomic_store(&log_level, WEIR_LOG_ERROR);
+    else
+        fprintf(stderr, "[log] WARNING: unknown LOG_LEVEL '%s', using INFO\n", s);
 }
 
 void weir_log_set_level(weir_log_level lvl)

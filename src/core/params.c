@@ -127,7 +127,8 @@ static int parse_value(weir_param_type t, const char *s, size_t len, param *tmp)
 {
     char buf[128];
     if (t == WEIR_PARAM_STRING || t == WEIR_PARAM_BINARY) return WEIR_OK;
-    if (len == 0 || len >= sizeof buf) return WEIR_EPARAM;
+    /* an embedded NUL would end strtoll early and hide trailing garbage */
+    if (len == 0 || len >= sizeof buf || memchr(s, 0, len)) return WEIR_EPARAM;
     memcpy(buf, s, len);
     buf[len] = 0;
     char *end;
@@ -150,9 +151,12 @@ static int parse_value(weir_param_type t, const char *s, size_t len, param *tmp)
         return WEIR_OK;
     }
     case WEIR_PARAM_BOOL:
-        if (!strcmp(buf, "True") || !strcmp(buf, "true") || !strcmp(buf, "1")) tmp->b = 1;
-        else if (!strcmp(buf, "False") || !strcmp(buf, "false") || !strcmp(buf, "0")) tmp->b = 0;
-        else return WEIR_EPARAM;
+        if (!strcmp(buf, "True") || !strcmp(buf, "true") || !strcmp(buf, "1"))
+            tmp->b = 1;
+        else if (!strcmp(buf, "False") || !strcmp(buf, "false") || !strcmp(buf, "0"))
+            tmp->b = 0;
+        else
+            return WEIR_EPARAM;
         return WEIR_OK;
     default:
         return WEIR_EPARAM;
@@ -315,9 +319,11 @@ int weir_params_load_json(weir_params *p, const char *text, size_t len, char *er
         char num[64];
         const char *val = d->valuestring;
         if (cJSON_IsNumber(d)) {
-            if (d->valuedouble == (double)(int64_t)d->valuedouble)
+            if (d->valuedouble >= -0x1p63 && d->valuedouble < 0x1p63 &&
+                d->valuedouble == (double)(int64_t)d->valuedouble)
                 snprintf(num, sizeof num, "%" PRId64, (int64_t)d->valuedouble);
-            else snprintf(num, sizeof num, "%.17g", d->valuedouble);
+            else
+                snprintf(num, sizeof num, "%.17g", d->valuedouble);
             val = num;
         } else if (cJSON_IsBool(d)) {
             val = cJSON_IsTrue(d) ? "True" : "False";
@@ -344,17 +350,22 @@ static int cbor_str(cbor_item_t *it, const char **s, size_t *len)
     return 0;
 }
 
-int weir_params_load_cbor(weir_params *p, const uint8_t *data, size_t len, char *err,
-                          size_t errlen)
+int weir_params_load_cbor(weir_params *p, const uint8_t *data, size_t len, char *err, size_t errlen)
 {
     struct cbor_load_result res;
     cbor_item_t *root = cbor_load(data, len, &res);
     int rc = WEIR_OK;
     if (!root || res.error.code != CBOR_ERR_NONE) {
-        seterr(err, errlen, "parameter file is not valid CBOR (at offset %zu)",
-               res.error.position);
+        seterr(err, errlen, "parameter file is not valid CBOR (at offset %zu)", res.error.position);
         if (root) cbor_decref(&root);
         return WEIR_ECBOR;
+    }
+    if (res.read != len) {
+        seterr(err, errlen,
+               "parameter file: %zu unexpected bytes after the CBOR list at offset %zu",
+               len - res.read, res.read);
+        cbor_decref(&root);
+        return WEIR_EFORMAT;
     }
     if (!cbor_isa_array(root)) {
         seterr(err, errlen, "parameter file: expected a CBOR list of {name, data} maps");
@@ -376,8 +387,10 @@ int weir_params_load_cbor(weir_params *p, const uint8_t *data, size_t len, char 
             }
         }
         if (!name || !val) {
-            seterr(err, errlen, "parameter file: entry %zu: expected {\"name\": text, \"data\": "
-                                "bytes|text}", i);
+            seterr(err, errlen,
+                   "parameter file: entry %zu: expected {\"name\": text, \"data\": "
+                   "bytes|text}",
+                   i);
             rc = WEIR_EFORMAT;
             goto done;
         }
@@ -425,8 +438,17 @@ int weir_params_load_file(weir_params *p, const char *path, char *err, size_t er
     while (i < len && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\t' || buf[i] == '\r'))
         i++;
     char sub[400] = "";
-    if (i < len && buf[i] == '[') rc = weir_params_load_json(p, (const char *)buf, len, sub, sizeof sub);
-    else if (len && buf[0] >= 0x80 && buf[0] <= 0x9f) rc = weir_params_load_cbor(p, buf, len, sub, sizeof sub);
+    if (len >= 2 && buf[0] == 0x80 && buf[1] >= 2 && buf[1] <= 5) {
+        /* PROTO opcode: dranspose's pickle form, which weir does not read */
+        rc = WEIR_EUNSUPPORTED;
+        snprintf(sub, sizeof sub,
+                 "this is a Python pickle (protocol %d); pickle parameter files are not "
+                 "supported: use the JSON or CBOR form",
+                 buf[1]);
+    } else if (i < len && buf[i] == '[')
+        rc = weir_params_load_json(p, (const char *)buf, len, sub, sizeof sub);
+    else if (len && buf[0] >= 0x80 && buf[0] <= 0x9f)
+        rc = weir_params_load_cbor(p, buf, len, sub, sizeof sub);
     else {
         rc = WEIR_EFORMAT;
         snprintf(sub, sizeof sub,
@@ -494,9 +516,12 @@ int weir_params_get_bytes(const weir_params *p, const char *name, const char **d
 const char *weir_params_format(const weir_params *p, const char *name, char *buf, size_t len)
 {
     param *e = find(p, name);
-    if (!e) snprintf(buf, len, "<unset>");
-    else if (e->type == WEIR_PARAM_BINARY) snprintf(buf, len, "<%zu bytes>", e->len);
-    else snprintf(buf, len, "%s", e->data);
+    if (!e)
+        snprintf(buf, len, "<unset>");
+    else if (e->type == WEIR_PARAM_BINARY)
+        snprintf(buf, len, "<%zu bytes>", e->len);
+    else
+        snprintf(buf, len, "%s", e->data);
     return buf;
 }
 

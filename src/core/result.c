@@ -24,10 +24,10 @@ struct weir_result {
     char *hash;
     kv *v;
     size_t n, cap;
-    weir_buf *src;      /* decoded results: the encoded bytes */
-    cbor_item_t *root;  /* decoded results */
-    cbor_item_t *vals;  /* decoded results: the "values" map */
-    char **strs;        /* terminated copies handed out by get_str */
+    weir_buf *src;     /* decoded results: the encoded bytes */
+    cbor_item_t *root; /* decoded results */
+    cbor_item_t *vals; /* decoded results: the "values" map */
+    char **strs;       /* terminated copies handed out by get_str */
     size_t nstrs;
 };
 
@@ -67,6 +67,26 @@ size_t weir_result_nvalues(const weir_result *r)
     return r->root ? (r->vals ? cbor_map_size(r->vals) : 0) : r->n;
 }
 
+/* Unsigned integer item of the smallest width (libcbor writes an item at the
+ * width it was built with; cbor2 and RFC 8949 preferred serialisation use
+ * the shortest). */
+static cbor_item_t *build_uint(uint64_t u)
+{
+    if (u <= UINT8_MAX) return cbor_build_uint8((uint8_t)u);
+    if (u <= UINT16_MAX) return cbor_build_uint16((uint16_t)u);
+    if (u <= UINT32_MAX) return cbor_build_uint32((uint32_t)u);
+    return cbor_build_uint64(u);
+}
+
+/* Negative integer -1 - u, shortest width. */
+static cbor_item_t *build_negint(uint64_t u)
+{
+    if (u <= UINT8_MAX) return cbor_build_negint8((uint8_t)u);
+    if (u <= UINT16_MAX) return cbor_build_negint16((uint16_t)u);
+    if (u <= UINT32_MAX) return cbor_build_negint32((uint32_t)u);
+    return cbor_build_negint64(u);
+}
+
 /* Takes ownership of val (decref on failure). */
 static int put(weir_result *r, const char *key, cbor_item_t *val)
 {
@@ -101,8 +121,10 @@ oom:
 int weir_result_set_i64(weir_result *r, const char *key, int64_t v)
 {
     cbor_item_t *it;
-    if (v >= 0) it = cbor_build_uint64((uint64_t)v);
-    else it = cbor_build_negint64((uint64_t)(-(v + 1)));
+    if (v >= 0)
+        it = build_uint((uint64_t)v);
+    else
+        it = build_negint((uint64_t)(-(v + 1)));
     return put(r, key, it);
 }
 
@@ -159,15 +181,15 @@ int weir_typed_array_dtype(uint64_t tag, weir_dtype *out)
         uint64_t tag;
         weir_dtype_kind k;
         weir_byteorder o;
-    } t[] = {{64, WEIR_DT_U8, WEIR_LITTLE},   {72, WEIR_DT_I8, WEIR_LITTLE},
-             {69, WEIR_DT_U16, WEIR_LITTLE},  {65, WEIR_DT_U16, WEIR_BIG},
-             {70, WEIR_DT_U32, WEIR_LITTLE},  {66, WEIR_DT_U32, WEIR_BIG},
-             {71, WEIR_DT_U64, WEIR_LITTLE},  {67, WEIR_DT_U64, WEIR_BIG},
-             {77, WEIR_DT_I16, WEIR_LITTLE},  {73, WEIR_DT_I16, WEIR_BIG},
-             {78, WEIR_DT_I32, WEIR_LITTLE},  {74, WEIR_DT_I32, WEIR_BIG},
-             {79, WEIR_DT_I64, WEIR_LITTLE},  {75, WEIR_DT_I64, WEIR_BIG},
-             {85, WEIR_DT_F32, WEIR_LITTLE},  {81, WEIR_DT_F32, WEIR_BIG},
-             {86, WEIR_DT_F64, WEIR_LITTLE},  {82, WEIR_DT_F64, WEIR_BIG}};
+    } t[] = {{64, WEIR_DT_U8, WEIR_LITTLE},  {72, WEIR_DT_I8, WEIR_LITTLE},
+             {69, WEIR_DT_U16, WEIR_LITTLE}, {65, WEIR_DT_U16, WEIR_BIG},
+             {70, WEIR_DT_U32, WEIR_LITTLE}, {66, WEIR_DT_U32, WEIR_BIG},
+             {71, WEIR_DT_U64, WEIR_LITTLE}, {67, WEIR_DT_U64, WEIR_BIG},
+             {77, WEIR_DT_I16, WEIR_LITTLE}, {73, WEIR_DT_I16, WEIR_BIG},
+             {78, WEIR_DT_I32, WEIR_LITTLE}, {74, WEIR_DT_I32, WEIR_BIG},
+             {79, WEIR_DT_I64, WEIR_LITTLE}, {75, WEIR_DT_I64, WEIR_BIG},
+             {85, WEIR_DT_F32, WEIR_LITTLE}, {81, WEIR_DT_F32, WEIR_BIG},
+             {86, WEIR_DT_F64, WEIR_LITTLE}, {82, WEIR_DT_F64, WEIR_BIG}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         if (t[i].tag == tag) {
             out->kind = t[i].k;
@@ -180,6 +202,7 @@ int weir_typed_array_dtype(uint64_t tag, weir_dtype *out)
 
 int weir_result_set_array(weir_result *r, const char *key, const weir_array *a)
 {
+    /* bool travels as uint8: RFC 8746 has no boolean typed array */
     uint64_t tag = weir_typed_array_tag(a->dtype);
     if (!tag) return WEIR_EDTYPE;
     size_t n = weir_array_nelem(a), isz = weir_dtype_size(a->dtype.kind);
@@ -198,7 +221,7 @@ int weir_result_set_array(weir_result *r, const char *key, const weir_array *a)
     cbor_item_t *outer = NULL;
     int ok = dims && typed && pair;
     for (int d = 0; ok && d < a->ndim; d++) {
-        cbor_item_t *u = cbor_build_uint64(a->shape[d]);
+        cbor_item_t *u = build_uint(a->shape[d]);
         ok = u && cbor_array_push(dims, u);
         if (u) cbor_decref(&u);
     }
@@ -231,10 +254,10 @@ int weir_result_encode(const weir_result *r, weir_buf **out)
     int ok = root && vals;
     for (size_t i = 0; ok && i < r->n; i++)
         ok = map_add(vals, r->v[i].key, cbor_incref(r->v[i].val));
-    ok = ok && map_add(root, "event", cbor_build_uint64(r->event));
+    ok = ok && map_add(root, "event", build_uint(r->event));
     ok = ok && map_add(root, "worker",
-                       r->worker >= 0 ? cbor_build_uint32((uint32_t)r->worker)
-                                      : cbor_build_negint32((uint32_t)(-(r->worker + 1))));
+                       r->worker >= 0 ? build_uint((uint64_t)r->worker)
+                                      : build_negint((uint64_t)(-(r->worker + 1))));
     ok = ok && map_add(root, "params", cbor_build_string(r->hash));
     ok = ok && map_add(root, "values", cbor_incref(vals));
     int rc = WEIR_ENOMEM;
@@ -260,8 +283,7 @@ static cbor_item_t *map_get(const cbor_item_t *map, const char *key)
     struct cbor_pair *p = cbor_map_handle(map);
     for (size_t i = 0; i < cbor_map_size(map); i++) {
         if (cbor_isa_string(p[i].key) && cbor_string_is_definite(p[i].key) &&
-            cbor_string_length(p[i].key) == kl &&
-            !memcmp(cbor_string_handle(p[i].key), key, kl))
+            cbor_string_length(p[i].key) == kl && !memcmp(cbor_string_handle(p[i].key), key, kl))
             return p[i].value;
     }
     return NULL;
@@ -296,11 +318,10 @@ int weir_result_decode(weir_buf *buf, weir_result **out, char *err, size_t errle
     }
     cbor_item_t *ev = map_get(root, "event"), *wk = map_get(root, "worker"),
                 *ph = map_get(root, "params"), *vals = map_get(root, "values");
-    int64_t evn, wkn;
-    if (!ev || !wk || !ph || !vals || item_to_i64(ev, &evn) || item_to_i64(wk, &wkn) ||
+    int64_t wkn;
+    if (!ev || !wk || !ph || !vals || !cbor_isa_uint(ev) || item_to_i64(wk, &wkn) ||
         !cbor_isa_string(ph) || !cbor_string_is_definite(ph) || !cbor_isa_map(vals)) {
-        if (err)
-            snprintf(err, errlen, "result: expected map {event, worker, params, values}");
+        if (err) snprintf(err, errlen, "result: expected map {event, worker, params, values}");
         cbor_decref(&root);
         return WEIR_EFORMAT;
     }
@@ -308,7 +329,7 @@ int weir_result_decode(weir_buf *buf, weir_result **out, char *err, size_t errle
     if (!r) goto oom;
     r->hash = strndup((const char *)cbor_string_handle(ph), cbor_string_length(ph));
     if (!r->hash) goto oom;
-    r->event = (uint64_t)evn;
+    r->event = cbor_get_int(ev);
     r->worker = (int)wkn;
     r->root = root;
     r->vals = vals;
@@ -431,6 +452,10 @@ int weir_result_get_array(const weir_result *r, const char *key, weir_array *out
         cbor_item_t *u = cbor_array_handle(dims)[d];
         if (!cbor_isa_uint(u)) goto done;
         out->shape[d] = cbor_get_int(u);
+        if (out->shape[d] && n > (size_t)PTRDIFF_MAX / out->shape[d]) {
+            rc = WEIR_ESHAPE;
+            goto done;
+        }
         n *= out->shape[d];
     }
     if (n * weir_dtype_size(dt.kind) != cbor_bytestring_length(bs)) {

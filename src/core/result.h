@@ -5,7 +5,9 @@
  * values are int, float64, text, bytes, or arrays as RFC 8746 tag 40
  * [[dims...], <typed-array tag 64..86>(bstr)] — the same convention DECTRIS
  * stream v2 uses, so the bytes can cross threads, processes and MPI ranks
- * unchanged. */
+ * unchanged. Integers use the shortest head. An array keeps its dtype, byte
+ * order and shape — except bool, which comes back as uint8 (RFC 8746 has no
+ * boolean typed array). */
 #ifndef WEIR_CORE_RESULT_H
 #define WEIR_CORE_RESULT_H
 

@@ -34,7 +34,10 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
 static int get_int(const cJSON *o, const char *key, int64_t *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble) return 0;
+    /* range check first: casting an out-of-range double is undefined */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= -0x1p63 && v->valuedouble < 0x1p63) ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)
+        return 0;
     *out = (int64_t)v->valuedouble;
     return 1;
 }
@@ -87,8 +90,7 @@ static int parse_image(const weir_msg *msg, const cJSON *j, int decode, weir_sti
                     cJSON_IsString(type) ? type->valuestring : "(missing)",
                     cJSON_IsString(type) ? "\"" : "");
     const cJSON *comp = cJSON_GetObjectItemCaseSensitive(j, "compression");
-    if (!comp || cJSON_IsNull(comp) ||
-        (cJSON_IsString(comp) && !strcmp(comp->valuestring, "none")))
+    if (!comp || cJSON_IsNull(comp) || (cJSON_IsString(comp) && !strcmp(comp->valuestring, "none")))
         p->compression = WEIR_STINS_COMP_NONE;
     else if (cJSON_IsString(comp) && !strcmp(comp->valuestring, "bslz4"))
         p->compression = WEIR_STINS_COMP_BSLZ4;
@@ -116,8 +118,9 @@ static int parse_image(const weir_msg *msg, const cJSON *j, int decode, weir_sti
     uint64_t declared;
     uint32_t block;
     int rc = weir_bslz4_header(weir_buf_data(p->raw), weir_buf_size(p->raw), &declared, &block);
-    if (rc) return fail(err, errlen, rc, "image %lld: bslz4 frame has no valid 12-byte header",
-                        (long long)p->frame);
+    if (rc)
+        return fail(err, errlen, rc, "image %lld: bslz4 frame has no valid 12-byte header",
+                    (long long)p->frame);
     if (declared != nbytes)
         return fail(err, errlen, WEIR_ESHAPE,
                     "image %lld: shape and dtype %s need %zu bytes, bslz4 header says %llu",
@@ -129,8 +132,8 @@ static int parse_image(const weir_msg *msg, const cJSON *j, int decode, weir_sti
                            nbytes, isz);
     if (rc) {
         weir_buf_unref(out);
-        return fail(err, errlen, rc, "image %lld: bslz4 data is corrupt: %s",
-                    (long long)p->frame, weir_strerror(rc));
+        return fail(err, errlen, rc, "image %lld: bslz4 data is corrupt: %s", (long long)p->frame,
+                    weir_strerror(rc));
     }
     rc = weir_array_init(&p->data, dt, nd, dims, out, 0);
     weir_buf_unref(out);
@@ -188,9 +191,9 @@ int weir_stins_parse(const weir_msg *msg, int decode, weir_stins_packet *p, char
                               : fail(err, errlen, WEIR_EFORMAT,
                                      "series_end: expected 1 frame, got %zu", msg->nparts);
     } else {
-        rc = fail(err, errlen, WEIR_EFORMAT,
-                  "unknown htype \"%.40s\" (expected header, image or series_end)",
-                  ht->valuestring);
+        rc =
+            fail(err, errlen, WEIR_EFORMAT,
+                 "unknown htype \"%.40s\" (expected header, image or series_end)", ht->valuestring);
     }
 out:
     if (rc) weir_stins_clear(p);
@@ -298,10 +301,9 @@ int weir_stins_encode_image(weir_msg *out, int64_t msg_number, int64_t frame, we
         sh = NULL;
     }
     /* numpy names are little-endian on the wire; keep typestrings for others */
-    ok = ok && cJSON_AddStringToObject(j, "type",
-                                       dt.order == WEIR_LITTLE || isz == 1
-                                           ? weir_dtype_name(dt.kind)
-                                           : typestr);
+    ok = ok &&
+         cJSON_AddStringToObject(
+             j, "type", dt.order == WEIR_LITTLE || isz == 1 ? weir_dtype_name(dt.kind) : typestr);
     ok = ok && cJSON_AddStringToObject(j, "compression",
                                        comp == WEIR_STINS_COMP_BSLZ4 ? "bslz4" : "none");
     ok = ok && cJSON_AddNumberToObject(j, "msg_number", (double)msg_number);

@@ -83,8 +83,7 @@ static int q_send(chan *c, envelope *e, double *blocked_s)
     q->ring[(q->head + q->count) % q->cap] = *e;
     q->count++;
     if (q->count > q->max_fill) q->max_fill = q->count;
-    if (q->receivers_waiting && q->count >= q->wake_receiver_at)
-        pthread_cond_signal(&q->not_empty);
+    if (q->receivers_waiting && q->count >= q->wake_receiver_at) pthread_cond_signal(&q->not_empty);
     pthread_mutex_unlock(&q->mu);
     return WEIR_OK;
 }

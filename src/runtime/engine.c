@@ -117,8 +117,8 @@ int weir_engine_new(const weir_engine_config *cfg, weir_engine **out, char *err,
     e->s_worker = calloc((size_t)n, sizeof *e->s_worker);
     e->s_worker_mu = calloc((size_t)n, sizeof *e->s_worker_mu);
     e->rq = chan_queue_new(e->cfg.result_queue_depth);
-    if (!e->params || !e->output_dir || !e->inputs || !e->wq || !e->wctx ||
-        !e->worker_threads || !e->s_worker || !e->s_worker_mu || !e->rq)
+    if (!e->params || !e->output_dir || !e->inputs || !e->wq || !e->wctx || !e->worker_threads ||
+        !e->s_worker || !e->s_worker_mu || !e->rq)
         goto fail;
     for (size_t i = 0; i < cfg->ninputs; i++)
         if (!(e->inputs[i] = strdup(cfg->inputs[i]))) goto fail;
@@ -188,8 +188,9 @@ static void reject_rc(role_ctx *c, const char *what, int rc, uint64_t ev)
     uint64_t prior = c->stats->rejected;
     pthread_mutex_unlock(c->stats_mu);
     if (prior < 10)
-        WEIR_LOGW(c->plugin->name, "%s%d: event %llu rejected: %s", c->worker >= 0 ? "worker " : "reducer",
-                  c->worker >= 0 ? c->worker : 0, (unsigned long long)ev, reason);
+        WEIR_LOGW(c->plugin->name, "%s%d: event %llu rejected: %s",
+                  c->worker >= 0 ? "worker " : "reducer", c->worker >= 0 ? c->worker : 0,
+                  (unsigned long long)ev, reason);
     engine_reject(c->stats, c->stats_mu, reason);
 }
 
@@ -205,9 +206,11 @@ static void *worker_main(void *arg)
         double t0 = engine_now();
         int rc = c->plugin->init(&c->pub, &c->self);
         add_user_time(c, t0);
-        if (rc) engine_fail(e, rc, "worker %d: init of '%s' failed: %s", c->worker,
-                            c->plugin->name, weir_strerror(rc));
-        else init_ok = 1;
+        if (rc)
+            engine_fail(e, rc, "worker %d: init of '%s' failed: %s", c->worker, c->plugin->name,
+                        weir_strerror(rc));
+        else
+            init_ok = 1;
     } else {
         init_ok = 1;
     }
@@ -258,9 +261,11 @@ static void *reducer_main(void *arg)
         double t0 = engine_now();
         int rc = c->plugin->init(&c->pub, &c->self);
         add_user_time(c, t0);
-        if (rc) engine_fail(e, rc, "reducer: init of '%s' failed: %s", c->plugin->name,
-                            weir_strerror(rc));
-        else init_ok = 1;
+        if (rc)
+            engine_fail(e, rc, "reducer: init of '%s' failed: %s", c->plugin->name,
+                        weir_strerror(rc));
+        else
+            init_ok = 1;
     } else {
         init_ok = 1;
     }
@@ -311,7 +316,8 @@ static void *reducer_main(void *arg)
             double t0 = engine_now();
             rc = c->plugin->process_result(&c->pub, c->self, r);
             add_user_time(c, t0);
-            if (rc) reject_rc(c, "process_result", rc, c->cur_event);
+            if (rc)
+                reject_rc(c, "process_result", rc, c->cur_event);
             else {
                 pthread_mutex_lock(c->stats_mu);
                 c->stats->results++;
@@ -382,15 +388,19 @@ static void *source_main(void *arg)
                       (unsigned long long)ev->number, n);
             for (int i = 0; i < n; i++) {
                 envelope env = {.kind = ENV_EVENT, .worker = i, .sev = se};
-                if (e->wq[i]->ops->send(e->wq[i], &env, &blocked) == WEIR_OK) sent++;
-                else shared_event_unref(se);
+                if (e->wq[i]->ops->send(e->wq[i], &env, &blocked) == WEIR_OK)
+                    sent++;
+                else
+                    shared_event_unref(se);
             }
         } else {
             last = pick_worker(e, last);
             WEIR_LOGT(COMP, "event %llu to worker %d", (unsigned long long)ev->number, last);
             envelope env = {.kind = ENV_EVENT, .worker = last, .sev = se};
-            if (e->wq[last]->ops->send(e->wq[last], &env, &blocked) == WEIR_OK) sent = 1;
-            else shared_event_unref(se);
+            if (e->wq[last]->ops->send(e->wq[last], &env, &blocked) == WEIR_OK)
+                sent = 1;
+            else
+                shared_event_unref(se);
         }
         pthread_mutex_lock(&e->s_source_mu);
         e->s_source.events_in++;
@@ -504,8 +514,10 @@ static void add_stage(weir_stage_stats *dst, const weir_stage_stats *s)
         for (j = 0; j < dst->nreasons; j++)
             if (!strcmp(dst->reasons[j].text, s->reasons[i].text)) break;
         if (j == dst->nreasons) {
-            if (j == WEIR_MAX_REASONS) j--;
-            else dst->nreasons++, dst->reasons[j] = s->reasons[i], dst->reasons[j].count = 0;
+            if (j == WEIR_MAX_REASONS)
+                j--;
+            else
+                dst->nreasons++, dst->reasons[j] = s->reasons[i], dst->reasons[j].count = 0;
         }
         dst->reasons[j].count += s->reasons[i].count;
     }
@@ -545,8 +557,8 @@ void weir_engine_stats(weir_engine *e, weir_stats *out)
     pthread_mutex_unlock(&e->mu);
 }
 
-int weir_engine_set_param(weir_engine *e, const char *name, const void *data, size_t len,
-                          char *err, size_t errlen)
+int weir_engine_set_param(weir_engine *e, const char *name, const void *data, size_t len, char *err,
+                          size_t errlen)
 {
     pthread_mutex_lock(&e->params_mu);
     int rc = weir_params_set(e->params, name, data, len, 1, err, errlen);

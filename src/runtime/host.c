@@ -26,8 +26,10 @@ static void h_log(weir_pctx *ctx, int level, const char *fmt, ...)
 {
     role_ctx *rc = RC(ctx);
     char comp[96];
-    if (rc->worker >= 0) snprintf(comp, sizeof comp, "%s/w%d", rc->plugin->name, rc->worker);
-    else snprintf(comp, sizeof comp, "%s", rc->plugin->name);
+    if (rc->worker >= 0)
+        snprintf(comp, sizeof comp, "%s/w%d", rc->plugin->name, rc->worker);
+    else
+        snprintf(comp, sizeof comp, "%s", rc->plugin->name);
     if (level < WEIR_LOG_TRACE) level = WEIR_LOG_TRACE;
     if (level > WEIR_LOG_ERROR) level = WEIR_LOG_ERROR;
     va_list ap;
@@ -99,8 +101,9 @@ static int h_stins_parse(weir_pctx *ctx, const weir_event *ev, const char *strea
     if (!s) return WEIR_ENOTFOUND;
     char err[256];
     int rc = weir_stins_parse(&s->msg, 1, out, err, sizeof err);
-    if (rc) h_log(ctx, WEIR_LOG_WARNING, "event %llu stream '%s': %s",
-                  (unsigned long long)ev->number, stream, err);
+    if (rc)
+        h_log(ctx, WEIR_LOG_WARNING, "event %llu stream '%s': %s", (unsigned long long)ev->number,
+              stream, err);
     return rc;
 }
 

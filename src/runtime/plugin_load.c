@@ -90,8 +90,10 @@ int weir_plugin_load(const char *spec, weir_plugin_kind kind, weir_plugin_handle
     }
     const weir_plugin *p = dlsym(dl, sym);
     if (!p) {
-        snprintf(err, errlen, "plug-in %s has no symbol '%s' (export a weir_plugin descriptor "
-                 "named '%s', or name the symbol as path.so:symbol)", path, sym, sym);
+        snprintf(err, errlen,
+                 "plug-in %s has no symbol '%s' (export a weir_plugin descriptor "
+                 "named '%s', or name the symbol as path.so:symbol)",
+                 path, sym, sym);
         dlclose(dl);
         goto done;
     }

@@ -136,7 +136,8 @@ static int next(void *ud, weir_event **out)
     }
     size_t lo = SIZE_MAX;
     for (size_t i = 0; i < r->n; i++)
-        if (r->in[i].cached && (lo == SIZE_MAX || r->in[i].cached->number < r->in[lo].cached->number))
+        if (r->in[i].cached &&
+            (lo == SIZE_MAX || r->in[i].cached->number < r->in[lo].cached->number))
             lo = i;
     weir_event *ev = r->in[lo].cached;
     r->in[lo].cached = NULL;
@@ -147,9 +148,10 @@ static int next(void *ud, weir_event **out)
         int rc = weir_event_merge(ev, in->cached);
         if (rc == WEIR_EDUPLICATE) {
             r->duplicates += in->cached->nstreams;
-            WEIR_LOGW(COMP, "event %" PRIu64 ": %zu stream(s) of %s also present in an earlier "
-                      "file; dropped (dranspose refuses such events)", ev->number,
-                      in->cached->nstreams, weir_cbors_name(in->rd));
+            WEIR_LOGW(COMP,
+                      "event %" PRIu64 ": %zu stream(s) of %s also present in an earlier "
+                      "file; dropped (dranspose refuses such events)",
+                      ev->number, in->cached->nstreams, weir_cbors_name(in->rd));
         } else if (rc) {
             weir_event_free(ev);
             return rc;
@@ -204,8 +206,9 @@ int weir_replay_error(const weir_replay *r, const char **msg)
 void weir_replay_report(const weir_replay *r, FILE *f)
 {
     if (r->leftover && r->first_ended >= 0) {
-        fprintf(f, "replay: %s ended first; %" PRIu64
-                   " event(s) left in other files were NOT replayed (use --drain to replay them):\n",
+        fprintf(f,
+                "replay: %s ended first; %" PRIu64
+                " event(s) left in other files were NOT replayed (use --drain to replay them):\n",
                 weir_cbors_name(r->in[r->first_ended].rd), r->leftover);
         for (size_t i = 0; i < r->n; i++)
             if (r->in[i].left)

@@ -48,13 +48,8 @@ static const weir_param_desc echo_params[] = {
 };
 
 const weir_plugin echo_worker = {
-    WEIR_PLUGIN_HEADER,
-    .kind = WEIR_PLUGIN_WORKER,
-    .name = "echo",
-    .params = echo_params,
-    .nparams = 1,
-    .process_event = echo_event,
-    .finish = echo_finish,
+    WEIR_PLUGIN_HEADER, .kind = WEIR_PLUGIN_WORKER,  .name = "echo",        .params = echo_params,
+    .nparams = 1,       .process_event = echo_event, .finish = echo_finish,
 };
 
 static int failing_event(weir_pctx *ctx, void *self, const weir_event *ev)
@@ -64,23 +59,14 @@ static int failing_event(weir_pctx *ctx, void *self, const weir_event *ev)
 }
 
 const weir_plugin failing_worker = {
-    WEIR_PLUGIN_HEADER,
-    .kind = WEIR_PLUGIN_WORKER,
-    .name = "failing",
-    .params = echo_params,
-    .nparams = 1,
-    .process_event = failing_event,
+    WEIR_PLUGIN_HEADER, .kind = WEIR_PLUGIN_WORKER,     .name = "failing", .params = echo_params,
+    .nparams = 1,       .process_event = failing_event,
 };
 
 /* Must have the default name too, so "test_plugins.so" alone loads echo. */
 const weir_plugin weir_plugin_descriptor = {
-    WEIR_PLUGIN_HEADER,
-    .kind = WEIR_PLUGIN_WORKER,
-    .name = "echo",
-    .params = echo_params,
-    .nparams = 1,
-    .process_event = echo_event,
-    .finish = echo_finish,
+    WEIR_PLUGIN_HEADER, .kind = WEIR_PLUGIN_WORKER,  .name = "echo",        .params = echo_params,
+    .nparams = 1,       .process_event = echo_event, .finish = echo_finish,
 };
 
 typedef struct {

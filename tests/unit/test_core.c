@@ -254,8 +254,9 @@ static void test_dtype_parse(void **state)
     expect_dtype("u2", WEIR_DT_U16, host);
 
     /* refused */
-    const char *bad[] = {"<c16", "O", "uint7", "", "<u3", "<f2", "u", "<", "<u2x", "<u0",
-                         "<u-2", "float16", "complex64", "|S10", "<M8", "Uint16", "uint16 "};
+    const char *bad[] = {"<c16",      "O",    "uint7", "",       "<u3",    "<f2",
+                         "u",         "<",    "<u2x",  "<u0",    "<u-2",   "float16",
+                         "complex64", "|S10", "<M8",   "Uint16", "uint16 "};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         weir_dtype dt;
         int rc = weir_dtype_parse(bad[i], &dt);
@@ -276,11 +277,11 @@ static void test_dtype_sizes_names(void **state)
         const char *name;
         const char *le, *be; /* typestrings */
     } t[] = {
-        {WEIR_DT_U8, 1, "uint8", "|u1", "|u1"},       {WEIR_DT_U16, 2, "uint16", "<u2", ">u2"},
-        {WEIR_DT_U32, 4, "uint32", "<u4", ">u4"},     {WEIR_DT_U64, 8, "uint64", "<u8", ">u8"},
-        {WEIR_DT_I8, 1, "int8", "|i1", "|i1"},        {WEIR_DT_I16, 2, "int16", "<i2", ">i2"},
-        {WEIR_DT_I32, 4, "int32", "<i4", ">i4"},      {WEIR_DT_I64, 8, "int64", "<i8", ">i8"},
-        {WEIR_DT_F32, 4, "float32", "<f4", ">f4"},    {WEIR_DT_F64, 8, "float64", "<f8", ">f8"},
+        {WEIR_DT_U8, 1, "uint8", "|u1", "|u1"},    {WEIR_DT_U16, 2, "uint16", "<u2", ">u2"},
+        {WEIR_DT_U32, 4, "uint32", "<u4", ">u4"},  {WEIR_DT_U64, 8, "uint64", "<u8", ">u8"},
+        {WEIR_DT_I8, 1, "int8", "|i1", "|i1"},     {WEIR_DT_I16, 2, "int16", "<i2", ">i2"},
+        {WEIR_DT_I32, 4, "int32", "<i4", ">i4"},   {WEIR_DT_I64, 8, "int64", "<i8", ">i8"},
+        {WEIR_DT_F32, 4, "float32", "<f4", ">f4"}, {WEIR_DT_F64, 8, "float64", "<f8", ">f8"},
         {WEIR_DT_BOOL, 1, "bool", "|b1", "|b1"},
     };
     assert_int_equal(sizeof t / sizeof t[0], WEIR_DT_COUNT_ - 1);
@@ -347,9 +348,9 @@ static void test_array_init_exact(void **state)
     weir_array_release(NULL);
 
     /* wrong dtype, too many dims, no buffer, overflowing shape */
-    assert_int_equal(weir_array_init(&a, (weir_dtype){WEIR_DT_INVALID, WEIR_LITTLE}, 2, shape, b,
-                                     2),
-                     WEIR_EDTYPE);
+    assert_int_equal(
+        weir_array_init(&a, (weir_dtype){WEIR_DT_INVALID, WEIR_LITTLE}, 2, shape, b, 2),
+        WEIR_EDTYPE);
     size_t nine[9] = {1, 1, 1, 1, 1, 1, 1, 1, 26};
     assert_int_equal(weir_array_init(&a, (weir_dtype){WEIR_DT_U8, WEIR_LITTLE}, 9, nine, b, 0),
                      WEIR_EINVAL);

@@ -124,9 +124,8 @@ static void read_report(const char *path, report *rep)
             last_is_finish = 1;
             continue;
         }
-        assert_int_equal(sscanf(line, "%31s %lld %lld %lld %d %31s", kind, &n, &w, &scale, &rw,
-                                hash),
-                         6);
+        assert_int_equal(
+            sscanf(line, "%31s %lld %lld %lld %d %31s", kind, &n, &w, &scale, &rw, hash), 6);
         if (!strcmp(kind, "finish")) {
             rep->finishes++;
             continue;
@@ -151,8 +150,11 @@ static weir_engine *make(plugins *p, int nworkers, size_t depth, size_t rdepth,
     snprintf(d, sizeof d, "%ld", delay_us);
     weir_params_set(par, "report", report_path, strlen(report_path), 0, NULL, 0);
     weir_params_set(par, "delay_us", d, strlen(d), 0, NULL, 0);
-    weir_engine_config cfg = {.worker = p->w, .reducer = p->r, .nworkers = nworkers,
-                              .worker_queue_depth = depth, .result_queue_depth = rdepth,
+    weir_engine_config cfg = {.worker = p->w,
+                              .reducer = p->r,
+                              .nworkers = nworkers,
+                              .worker_queue_depth = depth,
+                              .result_queue_depth = rdepth,
                               .params = par};
     weir_engine *e = NULL;
     int rc = weir_engine_new(&cfg, &e, err, sizeof err);
@@ -316,8 +318,8 @@ static void test_plugin_refusals(void **state)
     weir_plugin_handle *h = NULL;
     const weir_plugin *pl = NULL;
     char err[512];
-    assert_int_equal(weir_plugin_load(tu_build("tests/plugins/bad_abi.so"), WEIR_PLUGIN_WORKER,
-                                      &h, &pl, err, sizeof err),
+    assert_int_equal(weir_plugin_load(tu_build("tests/plugins/bad_abi.so"), WEIR_PLUGIN_WORKER, &h,
+                                      &pl, err, sizeof err),
                      WEIR_EABI);
     assert_non_null(strstr(err, "99.0"));
     assert_null(h);
@@ -334,13 +336,13 @@ static void test_plugin_refusals(void **state)
     assert_int_equal(weir_plugin_load(spec, WEIR_PLUGIN_WORKER, &h, &pl, err, sizeof err),
                      WEIR_EPLUGIN);
     assert_non_null(strstr(err, "is a reducer, expected a worker"));
-    assert_int_equal(weir_plugin_load("/nonexistent/x.so", WEIR_PLUGIN_WORKER, &h, &pl, err,
-                                      sizeof err),
-                     WEIR_EPLUGIN);
+    assert_int_equal(
+        weir_plugin_load("/nonexistent/x.so", WEIR_PLUGIN_WORKER, &h, &pl, err, sizeof err),
+        WEIR_EPLUGIN);
     assert_non_null(strstr(err, "/nonexistent/x.so"));
     /* the default symbol */
-    assert_int_equal(weir_plugin_load(tu_build("tests/plugins/test_plugins.so"),
-                                      WEIR_PLUGIN_WORKER, &h, &pl, err, sizeof err),
+    assert_int_equal(weir_plugin_load(tu_build("tests/plugins/test_plugins.so"), WEIR_PLUGIN_WORKER,
+                                      &h, &pl, err, sizeof err),
                      0);
     assert_string_equal(pl->name, "echo");
     weir_plugin_unload(h);

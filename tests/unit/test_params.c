@@ -216,13 +216,13 @@ static void test_set_int_embedded_nul(void **state)
     (void)state;
     weir_params *p = standard_set();
     char err[256] = "";
-    /* BUG: params.c parse_value() copies the bytes into a NUL-terminated
+    /* Regression (fixed): params.c parse_value() copies the bytes into a NUL-terminated
      * buffer and lets strtoll stop at the first NUL, so the 3-byte value
      * "1\0x" is accepted as 1 and the trailing bytes are silently ignored
      * (Python's int(b"1\x00x") raises). Expected WEIR_EPARAM. */
     int rc = weir_params_set(p, "n", "1\0x", 3, 0, err, sizeof err);
-    assert_int_equal(rc, WEIR_EPARAM);
     weir_params_free(p);
+    assert_int_equal(rc, WEIR_EPARAM);
 }
 
 static void test_set_float(void **state)
@@ -367,9 +367,10 @@ static void test_load_json(void **state)
     (void)state;
     weir_params *p = standard_set();
     char err[512] = "";
-    const char *js = "[{\"name\": \"n\", \"data\": \"7\"}, {\"name\": \"flag\", \"data\": \"False\"},"
-                     " {\"name\": \"thr\", \"data\": \"0.25\"}, {\"name\": \"extra\", \"data\": "
-                     "\"kept\"}]";
+    const char *js =
+        "[{\"name\": \"n\", \"data\": \"7\"}, {\"name\": \"flag\", \"data\": \"False\"},"
+        " {\"name\": \"thr\", \"data\": \"0.25\"}, {\"name\": \"extra\", \"data\": "
+        "\"kept\"}]";
     assert_int_equal(weir_params_load_json(p, js, strlen(js), err, sizeof err), WEIR_OK);
     int64_t i = 0;
     int b = -1;
@@ -424,9 +425,9 @@ static uint8_t *cbor_params(const char *const *names, const char *const *vals, s
         cbor_item_t *m = cbor_new_definite_map(2);
         cbor_item_t *kn = cbor_build_string("name"), *vn = cbor_build_string(names[i]);
         cbor_item_t *kd = cbor_build_string("data");
-        cbor_item_t *vd = text_data ? cbor_build_string(vals[i])
-                                    : cbor_build_bytestring((const unsigned char *)vals[i],
-                                                            strlen(vals[i]));
+        cbor_item_t *vd =
+            text_data ? cbor_build_string(vals[i])
+                      : cbor_build_bytestring((const unsigned char *)vals[i], strlen(vals[i]));
         assert_true(cbor_map_add(m, (struct cbor_pair){.key = kn, .value = vn}));
         assert_true(cbor_map_add(m, (struct cbor_pair){.key = kd, .value = vd}));
         assert_true(cbor_array_push(list, m));
@@ -558,14 +559,14 @@ static void test_load_file_pickle(void **state)
     const char *dir = tu_tmpdir("params-pickle");
     char path[4200], err[1024] = "";
     snprintf(path, sizeof path, "%s/params.pkl", dir);
-    const uint8_t pkl[] = {0x80, 0x04, 0x95, 0x05, 0x00, 0x00, 0x00, 0x00,
-                           0x00, 0x00, 0x00, 0x5d, 0x94, 0x2e};
+    const uint8_t pkl[] = {0x80, 0x04, 0x95, 0x05, 0x00, 0x00, 0x00,
+                           0x00, 0x00, 0x00, 0x00, 0x5d, 0x94, 0x2e};
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(pkl, 1, sizeof pkl, f), sizeof pkl);
     fclose(f);
     weir_params *p = standard_set();
-    /* BUG: params.c weir_params_load_file() sends every file whose first
+    /* Regression (fixed): params.c weir_params_load_file() sends every file whose first
      * byte is 0x80..0x9f to weir_params_load_cbor(), and load_cbor() calls
      * cbor_load() without checking that it consumed the whole input. 0x80 is
      * the empty CBOR array, so a pickle file (and any CBOR list followed by
@@ -573,8 +574,8 @@ static void test_load_file_pickle(void **state)
      * (WEIR_EFORMAT or WEIR_ECBOR, e.g. "trailing bytes after the list" or
      * "pickle parameter files are not supported"). */
     int rc = weir_params_load_file(p, path, err, sizeof err);
-    assert_int_not_equal(rc, WEIR_OK);
     weir_params_free(p);
+    assert_int_not_equal(rc, WEIR_OK);
 }
 
 /* ---- hash and clone ----------------------------------------------------- */
@@ -686,6 +687,22 @@ static void test_clone(void **state)
     weir_params_free(NULL);
 }
 
+static void test_load_json_huge_number(void **state)
+{
+    (void)state;
+    weir_params *p = standard_set();
+    char err[256] = "";
+    /* Regression (fixed): params.c weir_params_load_json() tests d->valuedouble ==
+     * (double)(int64_t)d->valuedouble; for a JSON number outside the int64
+     * range the cast is undefined behaviour (clang UBSan float-cast-overflow
+     * aborts here in build-*-fuzz). Expected: no UB; "n" is an int, so the
+     * value (printed with %.17g) is refused with WEIR_EPARAM. */
+    const char *js = "[{\"name\": \"n\", \"data\": 1e300}]";
+    int rc = weir_params_load_json(p, js, strlen(js), err, sizeof err);
+    weir_params_free(p);
+    assert_int_equal(rc, WEIR_EPARAM);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -704,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_load_file_pickle),
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_clone),
+        cmocka_unit_test(test_load_json_huge_number), /* last: aborts under clang UBSan */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

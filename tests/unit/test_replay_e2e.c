@@ -132,9 +132,9 @@ static void test_tutorial_dump_xrd(void **state)
     FILE *f = fopen(p, "w");
     fputs("[{\"name\": \"till_x\", \"data\": \"3\"}, {\"name\": \"from_y\", \"data\": \"7\"}]", f);
     fclose(f);
-    int rc = run(dir, "%s replay -w %s -r %s -f %s -p params.json --nworkers 3",
-                 tu_build("weir"), tu_build("examples/roi_mean_worker.so"),
-                 tu_build("examples/tutorial_reducer.so"), tu_shared("dranspose/dump_xrd.cbors"));
+    int rc = run(dir, "%s replay -w %s -r %s -f %s -p params.json --nworkers 3", tu_build("weir"),
+                 tu_build("examples/roi_mean_worker.so"), tu_build("examples/tutorial_reducer.so"),
+                 tu_shared("dranspose/dump_xrd.cbors"));
     char *o = output();
     if (rc != 0) fail_msg("replay failed (%d):\n%s", rc, o);
     free(o);
@@ -161,14 +161,14 @@ static void test_defaults_and_cbor_params(void **state)
     /* CBOR form: [{"name": "till_x", "data": h'35'}] ("5"), from_y default 8 */
     char p[4200];
     snprintf(p, sizeof p, "%s/params.cbor", dir);
-    const uint8_t cb[] = {0x81, 0xa2, 0x64, 'n', 'a', 'm', 'e', 0x66, 't', 'i', 'l', 'l', '_',
-                          'x',  0x64, 'd',  'a', 't', 'a', 0x41, '5'};
+    const uint8_t cb[] = {0x81, 0xa2, 0x64, 'n',  'a', 'm', 'e', 0x66, 't',  'i', 'l',
+                          'l',  '_',  'x',  0x64, 'd', 'a', 't', 'a',  0x41, '5'};
     FILE *f = fopen(p, "wb");
     fwrite(cb, 1, sizeof cb, f);
     fclose(f);
-    int rc = run(dir, "%s replay -w %s -r %s -f %s -p params.cbor --nworkers 1",
-                 tu_build("weir"), tu_build("examples/roi_mean_worker.so"),
-                 tu_build("examples/tutorial_reducer.so"), tu_shared("dranspose/dump_xrd.cbors"));
+    int rc = run(dir, "%s replay -w %s -r %s -f %s -p params.cbor --nworkers 1", tu_build("weir"),
+                 tu_build("examples/roi_mean_worker.so"), tu_build("examples/tutorial_reducer.so"),
+                 tu_shared("dranspose/dump_xrd.cbors"));
     char *o = output();
     if (rc != 0) fail_msg("replay failed (%d):\n%s", rc, o);
     free(o);
@@ -215,17 +215,23 @@ static void test_bad_param_and_abi(void **state)
 static void synth(const char *path, const char *stream, uint64_t frames,
                   weir_stins_compression comp, uint64_t seed, const char *filename)
 {
-    weir_synth_config c = {.path = path, .stream = stream, .filename = filename,
-                           .frames = frames, .height = 64, .width = 48, .dtype = WEIR_DT_U16,
-                           .compression = comp, .seed = seed};
+    weir_synth_config c = {.path = path,
+                           .stream = stream,
+                           .filename = filename,
+                           .frames = frames,
+                           .height = 64,
+                           .width = 48,
+                           .dtype = WEIR_DT_U16,
+                           .compression = comp,
+                           .seed = seed};
     char err[256];
     if (weir_synth_write(&c, err, sizeof err)) fail_msg("%s", err);
 }
 
 static double synth_sum(uint64_t seed, uint64_t frame)
 {
-    weir_synth_config c = {.frames = 1, .height = 64, .width = 48, .dtype = WEIR_DT_U16,
-                           .seed = seed};
+    weir_synth_config c = {
+        .frames = 1, .height = 64, .width = 48, .dtype = WEIR_DT_U16, .seed = seed};
     uint16_t px[64 * 48];
     weir_synth_frame(&c, frame, px);
     double s = 0;
@@ -361,8 +367,8 @@ static void test_inspect(void **state)
     free(o);
     snprintf(p, sizeof p, "%s/g.npy", dir);
     assert_int_equal(weir_npy_read(p, &a, err, sizeof err), 0);
-    weir_synth_config c = {.frames = 3, .height = 64, .width = 48, .dtype = WEIR_DT_U16,
-                           .seed = 11};
+    weir_synth_config c = {
+        .frames = 3, .height = 64, .width = 48, .dtype = WEIR_DT_U16, .seed = 11};
     uint16_t px[64 * 48];
     weir_synth_frame(&c, 2, px);
     assert_int_equal(weir_array_nbytes(&a), sizeof px);

@@ -27,9 +27,10 @@ const char *tu_shared(const char *rel)
     char *s = next_slot();
     snprintf(s, 4096, "%s/%s", WEIR_SHARED_DATA, rel);
     if (access(s, R_OK) != 0) {
-        fprintf(stderr, "shared data file missing: %s\n"
-                       "The tests need ../shared/data beside the checkout (see README).\n",
-                       s);
+        fprintf(stderr,
+                "shared data file missing: %s\n"
+                "The tests need ../shared/data beside the checkout (see README).\n",
+                s);
         fail_msg("missing shared data: %s", s);
     }
     return s;

@@ -51,7 +51,8 @@ static void describe_stins(stream_sum *s, const weir_msg *m, uint64_t evn)
     char err[256], desc[128];
     if (weir_stins_parse(m, 0, &p, err, sizeof err)) {
         s->bad++;
-        if (!s->first_bad[0]) snprintf(s->first_bad, sizeof s->first_bad, "event %" PRIu64 ": %s", evn, err);
+        if (!s->first_bad[0])
+            snprintf(s->first_bad, sizeof s->first_bad, "event %" PRIu64 ": %s", evn, err);
         count_kind(s, "(malformed)");
         return;
     }
@@ -83,12 +84,14 @@ static void describe_json(stream_sum *s, const weir_msg *m)
         count_kind(s, "(no frames)");
         return;
     }
-    cJSON *j = cJSON_ParseWithLength((const char *)weir_buf_data(m->parts[0]),
-                                     weir_buf_size(m->parts[0]));
+    cJSON *j =
+        cJSON_ParseWithLength((const char *)weir_buf_data(m->parts[0]), weir_buf_size(m->parts[0]));
     const cJSON *ht = j ? cJSON_GetObjectItemCaseSensitive(j, "htype") : NULL;
-    if (cJSON_IsString(ht)) snprintf(desc, sizeof desc, "%zu frames, htype %s", m->nparts, ht->valuestring);
-    else snprintf(desc, sizeof desc, "%zu frame%s%s", m->nparts, m->nparts == 1 ? "" : "s",
-                  j ? ", JSON" : "");
+    if (cJSON_IsString(ht))
+        snprintf(desc, sizeof desc, "%zu frames, htype %s", m->nparts, ht->valuestring);
+    else
+        snprintf(desc, sizeof desc, "%zu frame%s%s", m->nparts, m->nparts == 1 ? "" : "s",
+                 j ? ", JSON" : "");
     cJSON_Delete(j);
     count_kind(s, desc);
 }
@@ -117,7 +120,8 @@ static int export_npy(weir_event *ev, const char *stream, const char *out)
     char err[256];
     int rc = weir_stins_parse(&sp->msg, 1, &p, err, sizeof err);
     if (rc) {
-        fprintf(stderr, "weir inspect: event %" PRIu64 " stream '%s': %s\n", ev->number, sp->name, err);
+        fprintf(stderr, "weir inspect: event %" PRIu64 " stream '%s': %s\n", ev->number, sp->name,
+                err);
         return 1;
     }
     if (p.kind != WEIR_STINS_IMAGE) {
@@ -127,10 +131,12 @@ static int export_npy(weir_event *ev, const char *stream, const char *out)
         return 1;
     }
     rc = weir_npy_write(out, &p.data);
-    if (rc) fprintf(stderr, "weir inspect: cannot write %s: %s\n", out, weir_strerror(rc));
-    else printf("wrote %s: event %" PRIu64 " stream '%s' frame %" PRId64 ", %s %zux%zu\n", out,
-                ev->number, sp->name, p.frame, weir_dtype_name(p.data.dtype.kind),
-                p.data.shape[0], p.data.ndim > 1 ? p.data.shape[1] : 1);
+    if (rc)
+        fprintf(stderr, "weir inspect: cannot write %s: %s\n", out, weir_strerror(rc));
+    else
+        printf("wrote %s: event %" PRIu64 " stream '%s' frame %" PRId64 ", %s %zux%zu\n", out,
+               ev->number, sp->name, p.frame, weir_dtype_name(p.data.dtype.kind), p.data.shape[0],
+               p.data.ndim > 1 ? p.data.shape[1] : 1);
     weir_stins_clear(&p);
     return rc ? 1 : 0;
 }
@@ -142,11 +148,12 @@ int cmd_inspect(int argc, char **argv)
     int have_event = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: weir inspect FILE [--event N [--stream S] --npy OUT.npy]\n\n"
-                   "Summarises a .cbors capture (ingester dump or raw capture): events, streams,\n"
-                   "stream types, frame shapes and dtypes, event-number range, and anything\n"
-                   "malformed with its offset. With --event/--npy, exports one decoded STINS frame\n"
-                   "(decompressed) as .npy; --stream defaults to the event's first stream.\n");
+            printf(
+                "usage: weir inspect FILE [--event N [--stream S] --npy OUT.npy]\n\n"
+                "Summarises a .cbors capture (ingester dump or raw capture): events, streams,\n"
+                "stream types, frame shapes and dtypes, event-number range, and anything\n"
+                "malformed with its offset. With --event/--npy, exports one decoded STINS frame\n"
+                "(decompressed) as .npy; --stream defaults to the event's first stream.\n");
             return 0;
         } else if (!strcmp(argv[i], "--event") && i + 1 < argc) {
             if (cli_parse_u64("--event", argv[++i], &want)) return 2;
@@ -212,8 +219,10 @@ int cmd_inspect(int argc, char **argv)
             stream_sum *s = find_stream(ss, &ns, ev->streams[i].name, ev->streams[i].typ);
             s->packets++;
             s->bytes += weir_msg_nbytes(&ev->streams[i].msg);
-            if (!strcmp(ev->streams[i].typ, "STINS")) describe_stins(s, &ev->streams[i].msg, ev->number);
-            else describe_json(s, &ev->streams[i].msg);
+            if (!strcmp(ev->streams[i].typ, "STINS"))
+                describe_stins(s, &ev->streams[i].msg, ev->number);
+            else
+                describe_json(s, &ev->streams[i].msg);
         }
         if (npy && !found && ev->number == want) {
             found = 1;
@@ -222,9 +231,12 @@ int cmd_inspect(int argc, char **argv)
         weir_event_free(ev);
     }
     printf("%s: %s, %" PRIu64 " bytes\n", file,
-           kind == WEIR_CBORS_DUMP ? "ingester dump" : kind == WEIR_CBORS_RAW ? "raw capture" : "empty",
+           kind == WEIR_CBORS_DUMP  ? "ingester dump"
+           : kind == WEIR_CBORS_RAW ? "raw capture"
+                                    : "empty",
            weir_cbors_size(r));
-    if (kind == WEIR_CBORS_RAW) printf("  messages: %" PRIu64 "\n", items);
+    if (kind == WEIR_CBORS_RAW)
+        printf("  messages: %" PRIu64 "\n", items);
     else if (items)
         printf("  events: %" PRIu64 ", numbers %" PRIu64 "..%" PRIu64 "%s%s\n", items, lo, hi,
                unordered ? " (not in order)" : "",

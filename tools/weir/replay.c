@@ -33,26 +33,26 @@ bad:
 
 static void replay_help(FILE *f)
 {
-    fprintf(f,
-            "usage: weir replay -w WORKER.so[:symbol] -r REDUCER.so[:symbol] -f FILE [FILE ...]\n"
-            "                   [-p PARAMS] [--nworkers N] [options]\n\n"
-            "Replays dranspose ingester dumps (.cbors, .cbors.gz) through a worker and a\n"
-            "reducer plug-in. Several files are merged by event number; the first event is\n"
-            "broadcast to every worker, every other event goes to one worker.\n\n"
-            "  -w, --workerclass SPEC   worker plug-in: path.so or path.so:symbol\n"
-            "  -r, --reducerclass SPEC  reducer plug-in\n"
-            "  -f, --files FILE...      ingester dumps (all arguments up to the next option)\n"
-            "  -p, --parameters FILE    dranspose parameter file: JSON [{\"name\":..,\"data\":..}]\n"
-            "                           or its CBOR form\n"
-            "      --param NAME=VALUE   set one parameter (repeatable; after -p)\n"
-            "      --nworkers N         worker threads (default 2, as dranspose)\n"
-            "      --queue-depth N      events queued per worker (default 8)\n"
-            "      --drain              also replay events left in longer files after the\n"
-            "                           first file ends (dranspose stops there)\n"
-            "      --output-dir DIR     where the reducer writes (default: as the data says)\n"
-            "      --progress / --no-progress   force the progress bar on or off\n"
-            "      --quiet              no stats table\n"
-            "      --port N, --keep-alive  HTTP control plane (not in this build yet)\n");
+    fprintf(
+        f, "usage: weir replay -w WORKER.so[:symbol] -r REDUCER.so[:symbol] -f FILE [FILE ...]\n"
+           "                   [-p PARAMS] [--nworkers N] [options]\n\n"
+           "Replays dranspose ingester dumps (.cbors, .cbors.gz) through a worker and a\n"
+           "reducer plug-in. Several files are merged by event number; the first event is\n"
+           "broadcast to every worker, every other event goes to one worker.\n\n"
+           "  -w, --workerclass SPEC   worker plug-in: path.so or path.so:symbol\n"
+           "  -r, --reducerclass SPEC  reducer plug-in\n"
+           "  -f, --files FILE...      ingester dumps (all arguments up to the next option)\n"
+           "  -p, --parameters FILE    dranspose parameter file: JSON [{\"name\":..,\"data\":..}]\n"
+           "                           or its CBOR form\n"
+           "      --param NAME=VALUE   set one parameter (repeatable; after -p)\n"
+           "      --nworkers N         worker threads (default 2, as dranspose)\n"
+           "      --queue-depth N      events queued per worker (default 8)\n"
+           "      --drain              also replay events left in longer files after the\n"
+           "                           first file ends (dranspose stops there)\n"
+           "      --output-dir DIR     where the reducer writes (default: as the data says)\n"
+           "      --progress / --no-progress   force the progress bar on or off\n"
+           "      --quiet              no stats table\n"
+           "      --port N, --keep-alive  HTTP control plane (not in this build yet)\n");
 }
 
 static void draw_progress(weir_engine *e, weir_source *src, int final)
@@ -113,7 +113,8 @@ int cmd_replay(int argc, char **argv)
         } else if (!strcmp(a, "--output-dir")) {
             NEEDV outdir = v;
         } else if (!strcmp(a, "--nworkers")) {
-            NEEDV if (cli_parse_u64(a, v, &nworkers) || nworkers < 1 || nworkers > 1024) {
+            NEEDV if (cli_parse_u64(a, v, &nworkers) || nworkers < 1 || nworkers > 1024)
+            {
                 fprintf(stderr, "weir replay: --nworkers must be 1..1024\n");
                 goto out;
             }
@@ -128,8 +129,10 @@ int cmd_replay(int argc, char **argv)
         } else if (!strcmp(a, "--quiet")) {
             quiet = 1;
         } else if (!strcmp(a, "--port") || !strcmp(a, "--keep-alive")) {
-            fprintf(stderr, "weir replay: %s: the HTTP control plane is not part of this build "
-                            "yet\n", a);
+            fprintf(stderr,
+                    "weir replay: %s: the HTTP control plane is not part of this build "
+                    "yet\n",
+                    a);
             goto out;
         } else if (!strcmp(a, "-f") || !strcmp(a, "--files")) {
             while (i + 1 < argc && argv[i + 1][0] != '-')

@@ -8,8 +8,12 @@
 
 int cmd_synth(int argc, char **argv)
 {
-    weir_synth_config c = {.stream = "xrd", .frames = 100, .height = 256, .width = 256,
-                           .dtype = WEIR_DT_U16, .seed = 1};
+    weir_synth_config c = {.stream = "xrd",
+                           .frames = 100,
+                           .height = 256,
+                           .width = 256,
+                           .dtype = WEIR_DT_U16,
+                           .seed = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t u;
@@ -26,7 +30,8 @@ int cmd_synth(int argc, char **argv)
             return 2;
         }
         i++;
-        if (!strcmp(a, "-o")) c.path = v;
+        if (!strcmp(a, "-o"))
+            c.path = v;
         else if (!strcmp(a, "--frames")) {
             if (cli_parse_u64(a, v, &c.frames)) return 2;
         } else if (!strcmp(a, "--seed")) {
@@ -38,22 +43,26 @@ int cmd_synth(int argc, char **argv)
             }
         } else if (!strcmp(a, "--dtype")) {
             weir_dtype dt;
-            if (weir_dtype_parse(v, &dt) || (dt.kind != WEIR_DT_U8 && dt.kind != WEIR_DT_U16 &&
-                                             dt.kind != WEIR_DT_U32 && dt.kind != WEIR_DT_F32 &&
-                                             dt.kind != WEIR_DT_F64)) {
+            if (weir_dtype_parse(v, &dt) ||
+                (dt.kind != WEIR_DT_U8 && dt.kind != WEIR_DT_U16 && dt.kind != WEIR_DT_U32 &&
+                 dt.kind != WEIR_DT_F32 && dt.kind != WEIR_DT_F64)) {
                 fprintf(stderr, "weir synth: --dtype: uint8, uint16, uint32, float32 or float64\n");
                 return 2;
             }
             c.dtype = dt.kind;
         } else if (!strcmp(a, "--compression")) {
-            if (!strcmp(v, "none")) c.compression = WEIR_STINS_COMP_NONE;
-            else if (!strcmp(v, "bslz4")) c.compression = WEIR_STINS_COMP_BSLZ4;
+            if (!strcmp(v, "none"))
+                c.compression = WEIR_STINS_COMP_NONE;
+            else if (!strcmp(v, "bslz4"))
+                c.compression = WEIR_STINS_COMP_BSLZ4;
             else {
                 fprintf(stderr, "weir synth: --compression none or bslz4\n");
                 return 2;
             }
-        } else if (!strcmp(a, "--stream")) c.stream = v;
-        else if (!strcmp(a, "--filename")) c.filename = v;
+        } else if (!strcmp(a, "--stream"))
+            c.stream = v;
+        else if (!strcmp(a, "--filename"))
+            c.filename = v;
         else if (!strcmp(a, "--mean")) {
             if (sscanf(v, "%lf", &c.mean_counts) != 1) return 2;
         } else {
@@ -71,8 +80,8 @@ int cmd_synth(int argc, char **argv)
         fprintf(stderr, "weir synth: %s\n", err);
         return 1;
     }
-    printf("wrote %s: %llu frames %zux%zu %s, %s\n", c.path, (unsigned long long)c.frames,
-           c.height, c.width, weir_dtype_name(c.dtype),
+    printf("wrote %s: %llu frames %zux%zu %s, %s\n", c.path, (unsigned long long)c.frames, c.height,
+           c.width, weir_dtype_name(c.dtype),
            c.compression == WEIR_STINS_COMP_BSLZ4 ? "bslz4" : "uncompressed");
     return 0;
 }
