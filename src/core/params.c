@@ -13,6 +13,8 @@
 
 #include "weir/error.h"
 
+#include "cbor_guard.h"
+
 #include <cbor.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -352,6 +354,11 @@ static int cbor_str(cbor_item_t *it, const char **s, size_t *len)
 
 int weir_params_load_cbor(weir_params *p, const uint8_t *data, size_t len, char *err, size_t errlen)
 {
+    size_t bad;
+    if (weir_cbor_guard(data, len, &bad)) {
+        seterr(err, errlen, "parameter file is not valid CBOR (at offset %zu)", bad);
+        return WEIR_ECBOR;
+    }
     struct cbor_load_result res;
     cbor_item_t *root = cbor_load(data, len, &res);
     int rc = WEIR_OK;

@@ -7,6 +7,8 @@
  * keeps its dtype, byte order and shape across any transport. */
 #include "result.h"
 
+#include "cbor_guard.h"
+
 #include "weir/error.h"
 
 #include <cbor.h>
@@ -309,6 +311,12 @@ static int item_to_i64(const cbor_item_t *it, int64_t *out)
 int weir_result_decode(weir_buf *buf, weir_result **out, char *err, size_t errlen)
 {
     *out = NULL;
+    size_t bad;
+    int grc = weir_cbor_guard(weir_buf_data(buf), weir_buf_size(buf), &bad);
+    if (grc) {
+        if (err) snprintf(err, errlen, "result: malformed CBOR at offset %zu", bad);
+        return WEIR_ECBOR;
+    }
     struct cbor_load_result lr;
     cbor_item_t *root = cbor_load(weir_buf_data(buf), weir_buf_size(buf), &lr);
     if (!root || lr.error.code != CBOR_ERR_NONE) {
