@@ -455,16 +455,20 @@ int weir_result_get_array(const weir_result *r, const char *key, weir_array *out
     bs = cbor_tag_item(typed);
     if (!cbor_isa_bytestring(bs) || !cbor_bytestring_is_definite(bs)) goto done;
     out->ndim = (int)cbor_array_size(dims);
-    size_t n = 1;
+    /* nz: product of the non-zero dims times the item size, which the byte
+     * strides must hold even when a zero dim empties the array */
+    size_t n = 1, nz = weir_dtype_size(dt.kind);
     for (int d = 0; d < out->ndim; d++) {
         cbor_item_t *u = cbor_array_handle(dims)[d];
         if (!cbor_isa_uint(u)) goto done;
-        out->shape[d] = cbor_get_int(u);
-        if (out->shape[d] && n > (size_t)PTRDIFF_MAX / out->shape[d]) {
+        uint64_t dim = cbor_get_int(u);
+        if (dim > (uint64_t)PTRDIFF_MAX || (dim && nz > (size_t)PTRDIFF_MAX / dim)) {
             rc = WEIR_ESHAPE;
             goto done;
         }
-        n *= out->shape[d];
+        out->shape[d] = (size_t)dim;
+        if (dim) nz *= (size_t)dim;
+        n *= (size_t)dim;
     }
     if (n * weir_dtype_size(dt.kind) != cbor_bytestring_length(bs)) {
         rc = WEIR_ESHAPE;
