@@ -63,5 +63,10 @@ int weir_stins_encode_image(weir_msg *out, int64_t msg_number, int64_t frame, we
                             int ndim, const size_t *shape, const void *pixels,
                             weir_stins_compression comp, const char *extra_json);
 int weir_stins_encode_series_end(weir_msg *out, int64_t msg_number);
+/* Rows [r0, r1) of a decoded image as a STINS image message of its own:
+ * frame 0 is the original JSON with "shape" narrowed, "compression" "none"
+ * and "slice": {"start": r0, "stop": r1, "full_shape": [...]} added; frame 1
+ * is a zero-copy view of the rows. */
+int weir_stins_encode_slice(weir_msg *out, const weir_stins_packet *p, size_t r0, size_t r1);
 
 #endif

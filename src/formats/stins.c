@@ -332,3 +332,44 @@ int weir_stins_encode_image(weir_msg *out, int64_t msg_number, int64_t frame, we
     }
     return px ? weir_msg_append(out, px) : WEIR_ENOMEM;
 }
+
+int weir_stins_encode_slice(weir_msg *out, const weir_stins_packet *p, size_t r0, size_t r1)
+{
+    const weir_array *a = &p->data;
+    if (p->kind != WEIR_STINS_IMAGE || a->ndim < 1 || !a->buf || r0 > r1 ||
+        r1 > a->shape[0] || !weir_array_is_contiguous(a))
+        return WEIR_EINVAL;
+    size_t rowbytes = weir_dtype_size(a->dtype.kind);
+    for (int d = 1; d < a->ndim; d++)
+        rowbytes *= a->shape[d];
+    cJSON *j = cJSON_Duplicate(p->json_, 1);
+    cJSON *shape = cJSON_CreateArray(), *full = cJSON_CreateArray(), *slice = cJSON_CreateObject();
+    int ok = j && shape && full && slice;
+    for (int d = 0; ok && d < a->ndim; d++) {
+        ok = cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)(d ? a->shape[d] : r1 - r0)));
+        ok = ok && cJSON_AddItemToArray(full, cJSON_CreateNumber((double)a->shape[d]));
+    }
+    ok = ok && cJSON_AddNumberToObject(slice, "start", (double)r0) &&
+         cJSON_AddNumberToObject(slice, "stop", (double)r1) &&
+         cJSON_AddItemToObject(slice, "full_shape", full);
+    if (ok) full = NULL;
+    ok = ok && cJSON_ReplaceItemInObjectCaseSensitive(j, "shape", shape);
+    if (ok) shape = NULL;
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "compression");
+    ok = ok && cJSON_AddStringToObject(j, "compression", "none");
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "slice");
+    ok = ok && cJSON_AddItemToObject(j, "slice", slice);
+    if (ok) slice = NULL;
+    cJSON_Delete(shape);
+    cJSON_Delete(full);
+    cJSON_Delete(slice);
+    if (!ok) {
+        cJSON_Delete(j);
+        return WEIR_ENOMEM;
+    }
+    int rc = append_json(out, j, NULL);
+    if (rc) return rc;
+    size_t off = (size_t)(a->data - weir_buf_data(a->buf)) + r0 * rowbytes;
+    weir_buf *v = weir_buf_view(a->buf, off, (r1 - r0) * rowbytes);
+    return v ? weir_msg_append(out, v) : WEIR_ENOMEM;
+}

@@ -19,6 +19,7 @@
 #include "../core/result.h"
 #include "weir/error.h"
 #include "weir/log.h"
+#include "weir/stins.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -101,6 +102,12 @@ int weir_engine_new(const weir_engine_config *cfg, weir_engine **out, char *err,
     if (!e->cfg.worker_queue_depth) e->cfg.worker_queue_depth = 8;
     if (!e->cfg.result_queue_depth) e->cfg.result_queue_depth = 256;
     if (e->cfg.broadcast_first == 0) e->cfg.broadcast_first = 1;
+    if (!e->cfg.affinity_group) e->cfg.affinity_group = 1;
+    if ((int)e->cfg.dist < WEIR_DIST_PULL || e->cfg.dist > WEIR_DIST_SPLIT) {
+        snprintf(err, errlen, "unknown distribution mode %d", (int)e->cfg.dist);
+        free(e);
+        return WEIR_EINVAL;
+    }
     int n = e->cfg.nworkers;
     rc = WEIR_ENOMEM;
     pthread_mutex_init(&e->mu, NULL);
@@ -116,6 +123,10 @@ int weir_engine_new(const weir_engine_config *cfg, weir_engine **out, char *err,
     e->worker_threads = calloc((size_t)n, sizeof *e->worker_threads);
     e->s_worker = calloc((size_t)n, sizeof *e->s_worker);
     e->s_worker_mu = calloc((size_t)n, sizeof *e->s_worker_mu);
+    e->local = calloc((size_t)n, 1);
+    e->w_started = calloc((size_t)n, 1);
+    e->has_source = e->has_reducer = 1;
+    if (e->local) memset(e->local, 1, (size_t)n);
     e->rq = chan_queue_new(e->cfg.result_queue_depth);
     if (!e->params || !e->output_dir || !e->inputs || !e->wq || !e->wctx || !e->worker_threads ||
         !e->s_worker || !e->s_worker_mu || !e->rq)
@@ -194,6 +205,19 @@ static void reject_rc(role_ctx *c, const char *what, int rc, uint64_t ev)
     engine_reject(c->stats, c->stats_mu, reason);
 }
 
+/* Called by every role thread as it ends; the run is over when the last
+ * local role has ended. */
+static void role_exit(weir_engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    if (--e->active == 0) {
+        e->done = 1;
+        e->t_end = engine_now();
+        pthread_cond_broadcast(&e->done_cv);
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
 static void *worker_main(void *arg)
 {
     role_ctx *c = arg;
@@ -246,6 +270,7 @@ static void *worker_main(void *arg)
     c->self = NULL;
     envelope done = {.kind = ENV_WORKER_DONE, .worker = c->worker};
     e->rq->ops->send(e->rq, &done, NULL);
+    role_exit(e);
     return NULL;
 }
 
@@ -335,11 +360,7 @@ static void *reducer_main(void *arg)
     }
     if (c->plugin->destroy && c->self) c->plugin->destroy(c->self);
     c->self = NULL;
-    pthread_mutex_lock(&e->mu);
-    e->done = 1;
-    e->t_end = engine_now();
-    pthread_cond_broadcast(&e->done_cv);
-    pthread_mutex_unlock(&e->mu);
+    role_exit(e);
     return NULL;
 }
 
@@ -360,11 +381,93 @@ static int pick_worker(weir_engine *e, int last)
     return best;
 }
 
+int weir_dist_parse(const char *s)
+{
+    if (!strcmp(s, "pull")) return WEIR_DIST_PULL;
+    if (!strcmp(s, "round-robin")) return WEIR_DIST_ROUND_ROBIN;
+    if (!strcmp(s, "affinity")) return WEIR_DIST_AFFINITY;
+    if (!strcmp(s, "split")) return WEIR_DIST_SPLIT;
+    return -1;
+}
+
+const char *weir_dist_name(weir_dist_mode m)
+{
+    switch (m) {
+    case WEIR_DIST_PULL:
+        return "pull";
+    case WEIR_DIST_ROUND_ROBIN:
+        return "round-robin";
+    case WEIR_DIST_AFFINITY:
+        return "affinity";
+    case WEIR_DIST_SPLIT:
+        return "split";
+    }
+    return "?";
+}
+
+/* Signal split: one event per worker holding rows [k*H/n, (k+1)*H/n) of
+ * every STINS image stream (other streams are shared). Returns 0 and fills
+ * out[0..n) when the event has an image; *has_image = 0 otherwise. */
+static int split_event(const weir_event *ev, int n, weir_event **out, int *has_image)
+{
+    *has_image = 0;
+    weir_stins_packet *pk = calloc(ev->nstreams, sizeof *pk);
+    if (!pk) return WEIR_ENOMEM;
+    int rc = WEIR_OK;
+    for (size_t s = 0; s < ev->nstreams && !rc; s++) {
+        if (strcmp(ev->streams[s].typ, "STINS")) continue;
+        char err[256];
+        rc = weir_stins_parse(&ev->streams[s].msg, 1, &pk[s], err, sizeof err);
+        if (rc) WEIR_LOGW(COMP, "event %llu: cannot split stream '%s': %s",
+                          (unsigned long long)ev->number, ev->streams[s].name, err);
+        else if (pk[s].kind == WEIR_STINS_IMAGE && pk[s].data.ndim >= 1) *has_image = 1;
+    }
+    for (int k = 0; !rc && *has_image && k < n; k++) {
+        out[k] = weir_event_new(ev->number);
+        if (!out[k]) rc = WEIR_ENOMEM;
+        for (size_t s = 0; !rc && s < ev->nstreams; s++) {
+            weir_msg m;
+            weir_msg_init(&m);
+            if (pk[s].kind == WEIR_STINS_IMAGE && pk[s].data.ndim >= 1) {
+                size_t h = pk[s].data.shape[0];
+                rc = weir_stins_encode_slice(&m, &pk[s], h * (size_t)k / (size_t)n,
+                                             h * (size_t)(k + 1) / (size_t)n);
+            } else {
+                for (size_t i = 0; !rc && i < ev->streams[s].msg.nparts; i++)
+                    rc = weir_msg_append(&m, weir_buf_ref(ev->streams[s].msg.parts[i]));
+            }
+            if (!rc) rc = weir_event_add_stream(out[k], ev->streams[s].name, ev->streams[s].typ, &m);
+            weir_msg_clear(&m);
+        }
+    }
+    for (size_t s = 0; s < ev->nstreams; s++)
+        weir_stins_clear(&pk[s]);
+    free(pk);
+    if (rc)
+        for (int k = 0; k < n; k++) {
+            weir_event_free(out[k]);
+            out[k] = NULL;
+        }
+    return rc;
+}
+
+/* Sends one event to worker w (takes se's reference on success or failure). */
+static int send_to(weir_engine *e, int w, shared_event *se, double *blocked)
+{
+    envelope env = {.kind = ENV_EVENT, .worker = w, .sev = se};
+    if (e->wq[w]->ops->send(e->wq[w], &env, blocked) == WEIR_OK) return 1;
+    shared_event_unref(se);
+    return 0;
+}
+
 static void *source_main(void *arg)
 {
     weir_engine *e = arg;
     int n = e->cfg.nworkers, last = n - 1, first = 1;
-    while (!atomic_load(&e->stop)) {
+    uint64_t seq = 0;
+    weir_event **parts = calloc((size_t)n, sizeof *parts);
+    if (!parts) engine_fail(e, WEIR_ENOMEM, "source: out of memory");
+    while (parts && !atomic_load(&e->stop)) {
         weir_event *ev = NULL;
         int rc = e->src.next(e->src.ud, &ev);
         if (rc) {
@@ -372,35 +475,60 @@ static void *source_main(void *arg)
             break;
         }
         if (!ev) break;
-        int bcast = first && e->cfg.broadcast_first > 0;
-        first = 0;
-        shared_event *se = shared_event_new(ev, bcast ? n : 1);
-        if (!se) {
-            weir_event_free(ev);
-            engine_fail(e, WEIR_ENOMEM, "source: out of memory");
-            break;
+        int has_image = 0;
+        if (e->cfg.dist == WEIR_DIST_SPLIT && !(first && e->cfg.broadcast_first > 0)) {
+            rc = split_event(ev, n, parts, &has_image);
+            if (rc) {
+                engine_reject(&e->s_source, &e->s_source_mu, "signal split failed");
+                weir_event_free(ev);
+                continue;
+            }
         }
-        size_t nb = se->nbytes;
+        int bcast = (first && e->cfg.broadcast_first > 0) ||
+                    (e->cfg.dist == WEIR_DIST_SPLIT && !has_image);
+        first = 0;
+        size_t nb = weir_event_nbytes(ev);
         double blocked = 0;
         int sent = 0;
-        if (bcast) {
-            WEIR_LOGD(COMP, "event %llu broadcast to all %d workers",
-                      (unsigned long long)ev->number, n);
+        if (has_image) {
+            weir_event_free(ev);
             for (int i = 0; i < n; i++) {
-                envelope env = {.kind = ENV_EVENT, .worker = i, .sev = se};
-                if (e->wq[i]->ops->send(e->wq[i], &env, &blocked) == WEIR_OK)
-                    sent++;
-                else
-                    shared_event_unref(se);
+                shared_event *se = shared_event_new(parts[i], 1);
+                if (!se) {
+                    weir_event_free(parts[i]);
+                    continue;
+                }
+                parts[i] = NULL;
+                sent += send_to(e, i, se, &blocked);
             }
         } else {
-            last = pick_worker(e, last);
-            WEIR_LOGT(COMP, "event %llu to worker %d", (unsigned long long)ev->number, last);
-            envelope env = {.kind = ENV_EVENT, .worker = last, .sev = se};
-            if (e->wq[last]->ops->send(e->wq[last], &env, &blocked) == WEIR_OK)
-                sent = 1;
-            else
-                shared_event_unref(se);
+            shared_event *se = shared_event_new(ev, bcast ? n : 1);
+            if (!se) {
+                weir_event_free(ev);
+                engine_fail(e, WEIR_ENOMEM, "source: out of memory");
+                break;
+            }
+            if (bcast) {
+                WEIR_LOGD(COMP, "event %llu broadcast to all %d workers",
+                          (unsigned long long)ev->number, n);
+                for (int i = 0; i < n; i++)
+                    sent += send_to(e, i, se, &blocked);
+            } else {
+                switch (e->cfg.dist) {
+                case WEIR_DIST_ROUND_ROBIN:
+                    last = (int)(seq % (uint64_t)n);
+                    break;
+                case WEIR_DIST_AFFINITY:
+                    last = (int)((ev->number / e->cfg.affinity_group) % (uint64_t)n);
+                    break;
+                default:
+                    last = pick_worker(e, last);
+                    break;
+                }
+                seq++;
+                WEIR_LOGT(COMP, "event %llu to worker %d", (unsigned long long)ev->number, last);
+                sent = send_to(e, last, se, &blocked);
+            }
         }
         pthread_mutex_lock(&e->s_source_mu);
         e->s_source.events_in++;
@@ -410,11 +538,49 @@ static void *source_main(void *arg)
         e->s_source.blocked_seconds += blocked;
         pthread_mutex_unlock(&e->s_source_mu);
     }
+    free(parts);
     for (int i = 0; i < n; i++) {
         envelope end = {.kind = ENV_END, .worker = i};
         e->wq[i]->ops->send(e->wq[i], &end, NULL);
     }
+    role_exit(e);
     return NULL;
+}
+
+void engine_set_roles(weir_engine *e, int source, int reducer, const unsigned char *local_workers)
+{
+    e->has_source = source;
+    e->has_reducer = reducer;
+    for (int i = 0; i < e->cfg.nworkers; i++)
+        e->local[i] = local_workers ? local_workers[i] : 1;
+}
+
+void engine_replace_chan(weir_engine *e, int worker, chan *c)
+{
+    chan **slot = worker < 0 ? &e->rq : &e->wq[worker];
+    if (*slot) (*slot)->ops->destroy(*slot);
+    *slot = c;
+}
+
+/* Closes every channel so that started role threads drain and end. */
+static void abort_start(weir_engine *e, const char *what)
+{
+    engine_fail(e, WEIR_ETHREAD, "could not start the %s thread", what);
+    for (int i = 0; i < e->cfg.nworkers; i++)
+        e->wq[i]->ops->close(e->wq[i]);
+    e->rq->ops->close(e->rq);
+}
+
+static int spawn(weir_engine *e, pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    pthread_mutex_lock(&e->mu);
+    e->active++;
+    pthread_mutex_unlock(&e->mu);
+    if (pthread_create(t, NULL, fn, arg) == 0) return 1;
+    pthread_mutex_lock(&e->mu);
+    e->active--;
+    pthread_mutex_unlock(&e->mu);
+    return 0;
 }
 
 int weir_engine_start(weir_engine *e, weir_source src)
@@ -424,40 +590,35 @@ int weir_engine_start(weir_engine *e, weir_source src)
     e->src = src;
     e->t_start = engine_now();
     int n = e->cfg.nworkers;
-    ctx_init(e, &e->rctx, -1, e->cfg.reducer, &e->s_reducer, &e->s_reducer_mu);
-    if (pthread_create(&e->reducer_thread, NULL, reducer_main, &e->rctx)) return WEIR_ETHREAD;
-    int started = 0;
-    for (int i = 0; i < n; i++) {
+    /* Hold one count until every thread is started, so an early finisher
+     * cannot declare the run over. */
+    pthread_mutex_lock(&e->mu);
+    e->active = 1;
+    pthread_mutex_unlock(&e->mu);
+    int rc = WEIR_OK;
+    if (e->has_reducer) {
+        ctx_init(e, &e->rctx, -1, e->cfg.reducer, &e->s_reducer, &e->s_reducer_mu);
+        if (!(e->red_started = spawn(e, &e->reducer_thread, reducer_main, &e->rctx))) {
+            abort_start(e, "reducer");
+            rc = WEIR_ETHREAD;
+        }
+    }
+    for (int i = 0; i < n && !rc; i++) {
+        if (!e->local[i]) continue;
         ctx_init(e, &e->wctx[i], i, e->cfg.worker, &e->s_worker[i], &e->s_worker_mu[i]);
-        if (pthread_create(&e->worker_threads[i], NULL, worker_main, &e->wctx[i])) break;
-        started++;
-    }
-    if (started < n) {
-        /* Let the started workers end; account the missing ones as done. */
-        for (int i = started; i < n; i++) {
-            envelope done = {.kind = ENV_WORKER_DONE, .worker = i};
-            e->rq->ops->send(e->rq, &done, NULL);
+        if (!(e->w_started[i] = (unsigned char)spawn(e, &e->worker_threads[i], worker_main,
+                                                     &e->wctx[i]))) {
+            abort_start(e, "worker");
+            rc = WEIR_ETHREAD;
         }
-        for (int i = 0; i < started; i++) {
-            envelope end = {.kind = ENV_END, .worker = i};
-            e->wq[i]->ops->send(e->wq[i], &end, NULL);
-        }
-        e->cfg.nworkers = started;
-        engine_fail(e, WEIR_ETHREAD, "could not start worker thread %d", started);
-        e->threads_started = 1;
-        return WEIR_ETHREAD;
     }
-    if (pthread_create(&e->source_thread, NULL, source_main, e)) {
-        for (int i = 0; i < n; i++) {
-            envelope end = {.kind = ENV_END, .worker = i};
-            e->wq[i]->ops->send(e->wq[i], &end, NULL);
-        }
-        engine_fail(e, WEIR_ETHREAD, "could not start the source thread");
-        e->threads_started = 2;
-        return WEIR_ETHREAD;
+    if (!rc && e->has_source && !(e->src_started = spawn(e, &e->source_thread, source_main, e))) {
+        abort_start(e, "source");
+        rc = WEIR_ETHREAD;
     }
-    e->threads_started = 3;
-    return WEIR_OK;
+    e->threads_started = 1;
+    role_exit(e);
+    return rc;
 }
 
 int weir_engine_wait(weir_engine *e, int timeout_ms)
@@ -618,10 +779,10 @@ void weir_engine_free(weir_engine *e)
     if (!e) return;
     if (e->threads_started) {
         weir_engine_wait(e, -1);
-        if (e->threads_started >= 3) pthread_join(e->source_thread, NULL);
+        if (e->src_started) pthread_join(e->source_thread, NULL);
         for (int i = 0; i < e->cfg.nworkers; i++)
-            pthread_join(e->worker_threads[i], NULL);
-        pthread_join(e->reducer_thread, NULL);
+            if (e->w_started[i]) pthread_join(e->worker_threads[i], NULL);
+        if (e->red_started) pthread_join(e->reducer_thread, NULL);
     }
     for (int i = 0; e->wq && i < e->cfg.nworkers; i++) {
         if (e->wq[i]) e->wq[i]->ops->destroy(e->wq[i]);
@@ -640,6 +801,8 @@ void weir_engine_free(weir_engine *e)
     free(e->worker_threads);
     free(e->s_worker);
     free(e->s_worker_mu);
+    free(e->local);
+    free(e->w_started);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->params_mu);
     pthread_mutex_destroy(&e->s_source_mu);

@@ -39,6 +39,12 @@ struct weir_engine {
     pthread_t source_thread, reducer_thread, *worker_threads;
     role_ctx *wctx, rctx;
     int started, threads_started;
+    /* which roles run in this process (all, unless a transport such as MPI
+     * spreads them over processes) and which threads were started */
+    int has_source, has_reducer;
+    unsigned char *local, *w_started;
+    int src_started, red_started;
+    int active; /* role threads still running, guarded by mu */
 
     weir_source src;
     atomic_int stop;
@@ -60,5 +66,11 @@ void engine_reject(weir_stage_stats *st, pthread_mutex_t *mu, const char *reason
 void engine_fail(weir_engine *e, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 double engine_now(void);
+/* For transports: run only some roles here (local_workers: one flag per
+ * worker slot, NULL = all), and replace a channel (worker -1 = the
+ * reducer's input; the engine destroys the old one and owns the new). Call
+ * before weir_engine_start. */
+void engine_set_roles(weir_engine *e, int source, int reducer, const unsigned char *local_workers);
+void engine_replace_chan(weir_engine *e, int worker, chan *c);
 
 #endif

@@ -313,6 +313,55 @@ static void test_param_change_applies_next_event(void **state)
     unload(&p);
 }
 
+/* Runs the memsrc through echo_worker/slow_reducer with a distribution mode
+ * and returns, per event, the worker that processed it (-1: none). */
+static void run_mode(weir_dist_mode mode, uint64_t group, int nw, uint64_t n, int *worker_of)
+{
+    plugins p;
+    load(&p, "echo_worker", "slow_reducer");
+    char rp[4200], err[256];
+    snprintf(rp, sizeof rp, "%s/report.txt", tu_tmpdir("mode"));
+    weir_params *par = weir_params_new();
+    weir_params_set(par, "report", rp, strlen(rp), 0, NULL, 0);
+    weir_engine_config cfg = {.worker = p.w, .reducer = p.r, .nworkers = nw, .dist = mode,
+                              .affinity_group = group, .params = par};
+    weir_engine *e;
+    if (weir_engine_new(&cfg, &e, err, sizeof err)) fail_msg("%s", err);
+    weir_params_free(par);
+    memsrc s;
+    memsrc_init(&s, n);
+    weir_engine_start(e, (weir_source){src_next, NULL, &s});
+    weir_engine_wait(e, -1);
+    weir_engine_free(e);
+    for (uint64_t i = 0; i < n; i++)
+        worker_of[i] = -1;
+    FILE *f = fopen(rp, "r");
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        long long ev, w;
+        if (sscanf(line, "result %lld %lld", &ev, &w) == 2 && ev > 0) {
+            assert_int_equal(worker_of[ev], -1); /* exactly once */
+            worker_of[ev] = (int)w;
+        }
+    }
+    fclose(f);
+    unload(&p);
+}
+
+static void test_round_robin_and_affinity(void **state)
+{
+    int w[64];
+    run_mode(WEIR_DIST_ROUND_ROBIN, 0, 3, 40, w);
+    for (int ev = 1; ev < 40; ev++) /* event 0 is broadcast; event k is the (k-1)th */
+        assert_int_equal(w[ev], (ev - 1) % 3);
+    run_mode(WEIR_DIST_AFFINITY, 4, 3, 40, w);
+    for (int ev = 1; ev < 40; ev++)
+        assert_int_equal(w[ev], (ev / 4) % 3);
+    assert_int_equal(weir_dist_parse("affinity"), WEIR_DIST_AFFINITY);
+    assert_int_equal(weir_dist_parse("split"), WEIR_DIST_SPLIT);
+    assert_int_equal(weir_dist_parse("random"), -1);
+}
+
 static void test_plugin_refusals(void **state)
 {
     weir_plugin_handle *h = NULL;
@@ -356,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_slow_reducer_bounded),
         cmocka_unit_test(test_rejections_counted),
         cmocka_unit_test(test_param_change_applies_next_event),
+        cmocka_unit_test(test_round_robin_and_affinity),
         cmocka_unit_test(test_plugin_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -81,7 +81,8 @@ int cmd_replay(int argc, char **argv)
     const char **files = calloc((size_t)argc, sizeof *files);
     const char **sets = calloc((size_t)argc, sizeof *sets);
     size_t nfiles = 0, nsets = 0;
-    uint64_t nworkers = 2, depth = 8;
+    uint64_t nworkers = 2, depth = 8, group = 1;
+    int dist = WEIR_DIST_PULL;
     int drain = 0, progress = isatty(2), quiet = 0, rc = 2;
     weir_plugin_handle *wh = NULL, *rh = NULL;
     weir_params *params = NULL;
@@ -120,6 +121,13 @@ int cmd_replay(int argc, char **argv)
             }
         } else if (!strcmp(a, "--queue-depth")) {
             NEEDV if (cli_parse_u64(a, v, &depth) || depth < 1) goto out;
+        } else if (!strcmp(a, "--dist")) {
+            NEEDV if ((dist = weir_dist_parse(v)) < 0) {
+                fprintf(stderr, "weir replay: --dist: pull, round-robin, affinity or split\n");
+                goto out;
+            }
+        } else if (!strcmp(a, "--affinity-group")) {
+            NEEDV if (cli_parse_u64(a, v, &group) || group < 1) goto out;
         } else if (!strcmp(a, "--drain")) {
             drain = 1;
         } else if (!strcmp(a, "--progress")) {
@@ -187,6 +195,8 @@ int cmd_replay(int argc, char **argv)
         .reducer = rpl,
         .nworkers = (int)nworkers,
         .worker_queue_depth = depth,
+        .dist = (weir_dist_mode)dist,
+        .affinity_group = group,
         .params = params,
         .inputs = files,
         .ninputs = nfiles,
