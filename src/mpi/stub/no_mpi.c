@@ -1,0 +1,41 @@
+/* no_mpi.c — weir/mpi.h for builds without MPI: every call says so. */
+#include "weir/mpi.h"
+
+#include "weir/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+int weir_mpi_compiled(void)
+{
+    return 0;
+}
+
+int weir_mpi_launched(void)
+{
+    const char *s = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!s) s = getenv("PMI_SIZE");
+    return s && atoi(s) > 1;
+}
+
+int weir_mpi_init(int *argc, char ***argv, int *rank, int *size, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "this weir was built without MPI (install libopenmpi-dev and rebuild)");
+    return WEIR_EUNSUPPORTED;
+}
+
+void weir_mpi_finalize(void)
+{
+}
+
+void weir_mpi_abort(int code)
+{
+    exit(code);
+}
+
+int weir_mpi_run(const weir_engine_config *cfg, const weir_mpi_opts *o, weir_source *src,
+                 weir_stats *stats, uint64_t *lost, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "this weir was built without MPI");
+    return WEIR_EUNSUPPORTED;
+}
