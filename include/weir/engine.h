@@ -38,12 +38,12 @@ typedef struct {
 
 /* How events other than the first are spread over the workers. */
 typedef enum {
-    WEIR_DIST_PULL = 0,     /* the least busy worker takes the next event (default) */
-    WEIR_DIST_ROUND_ROBIN,  /* event i of the stream to worker (i-1) mod N */
-    WEIR_DIST_AFFINITY,     /* key = event number / affinity_group; worker = key mod N */
-    WEIR_DIST_SPLIT,        /* signal split: every worker gets rows [k*H/N, (k+1)*H/N)
-                               of every STINS image, as in ParCorAna; events without
-                               an image go to every worker */
+    WEIR_DIST_PULL = 0,    /* the least busy worker takes the next event (default) */
+    WEIR_DIST_ROUND_ROBIN, /* event i of the stream to worker (i-1) mod N */
+    WEIR_DIST_AFFINITY,    /* key = event number / affinity_group; worker = key mod N */
+    WEIR_DIST_SPLIT,       /* signal split: every worker gets rows [k*H/N, (k+1)*H/N)
+                              of every STINS image, as in ParCorAna; events without
+                              an image go to every worker */
 } weir_dist_mode;
 
 /* Parses "pull", "round-robin", "affinity", "split"; -1 if unknown. */
@@ -53,7 +53,7 @@ const char *weir_dist_name(weir_dist_mode m);
 typedef struct {
     const weir_plugin *worker;
     const weir_plugin *reducer;
-    int nworkers;              /* default 2, as dranspose replay */
+    int nworkers; /* default 2, as dranspose replay */
     weir_dist_mode dist;
     uint64_t affinity_group;   /* events per affinity key (default 1) */
     size_t worker_queue_depth; /* default 8 events per worker */

@@ -44,6 +44,7 @@
 #define TAG_HEARTBEAT 12
 #define TAG_DONE 13
 #define TAG_SLOT_DEAD 14
+#define TAG_STATS 15
 #define TAG_EV_BASE 100
 #define TAG_EV_HDR(slot) (TAG_EV_BASE + 3 * (slot))
 #define TAG_EV_PAY(slot) (TAG_EV_BASE + 3 * (slot) + 1)
@@ -103,7 +104,9 @@ typedef struct {
     pthread_mutex_t mu; /* guards lost */
     uint64_t lost;
     char lost_text[200];
-    unsigned char *dead; /* per slot, source side */
+    unsigned char *dead;    /* per slot, source side */
+    int must_abort;         /* rank 0: a rank is stuck; finalising would hang */
+    struct ev_send **sends; /* rank 0: per slot */
 } mrun;
 
 static int slot_rank(const mrun *m, int slot)
@@ -117,6 +120,26 @@ static void backoff(long *ns)
     struct timespec ts = {0, *ns};
     nanosleep(&ts, NULL);
     if (*ns < 1000000) *ns *= 2;
+}
+
+/* A send that gives up after the rank timeout: a blocking MPI_Send to a rank
+ * whose receiving thread is stuck blocks forever once the transport's
+ * buffers are full. Returns 0, or 1 on timeout (the request is then left
+ * pending and its buffer must stay alive: the caller leaks it, and the job
+ * ends with MPI_Abort). */
+static int send_timed(const void *buf, int count, MPI_Datatype t, int peer, int tag, mrun *m)
+{
+    MPI_Request req;
+    MPI_Isend(buf, count, t, peer, tag, m->comm, &req);
+    double t0 = engine_now();
+    long ns = 1000;
+    for (;;) {
+        int done = 0;
+        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        if (done) return 0;
+        if (engine_now() - t0 > m->o.rank_timeout_s) return 1;
+        backoff(&ns);
+    }
 }
 
 static void note_lost(mrun *m, uint64_t ev)
@@ -211,7 +234,7 @@ static int get_str(rbuf *r, char **s)
 
 /* ---- ev_send: rank 0 → one worker slot ------------------------------------ */
 
-typedef struct {
+typedef struct ev_send {
     chan base;
     mrun *m;
     int slot, peer, in_flight, dead;
@@ -291,8 +314,9 @@ static int es_send(chan *ch, envelope *env, double *blocked_s)
     size_t payload = 0;
     int rc = encode_header(ev, kind, &w, &payload);
     if (!rc && payload > (size_t)INT32_MAX) rc = WEIR_ERANGE;
-    if (!rc) MPI_Send(w.p, (int)w.len, MPI_BYTE, c->peer, TAG_EV_HDR(c->slot), m->comm);
-    if (!rc && payload) {
+    int stuck = 0;
+    if (!rc) stuck = send_timed(w.p, (int)w.len, MPI_BYTE, c->peer, TAG_EV_HDR(c->slot), m);
+    if (!rc && payload && !stuck) {
         /* the frames where they are: one hindexed datatype over all parts */
         size_t np = 0;
         for (size_t s = 0; s < ev->nstreams; s++)
@@ -311,11 +335,21 @@ static int es_send(chan *ch, envelope *env, double *blocked_s)
             MPI_Datatype t;
             MPI_Type_create_hindexed((int)np, lens, disp, MPI_BYTE, &t);
             MPI_Type_commit(&t);
-            MPI_Send(MPI_BOTTOM, 1, t, c->peer, TAG_EV_PAY(c->slot), m->comm);
+            stuck = send_timed(MPI_BOTTOM, 1, t, c->peer, TAG_EV_PAY(c->slot), m);
             MPI_Type_free(&t);
         }
         free(lens);
         free(disp);
+    }
+    if (stuck) {
+        /* the peer stopped receiving: its pending request still points at
+         * w.p and the frames, so both are deliberately not freed */
+        shared_event *keep = env->sev;
+        env->sev = NULL;
+        (void)keep;
+        if (kind == KIND_EVENT) note_lost(m, ev->number);
+        declare_dead(c, m->o.rank_timeout_s);
+        return WEIR_ECLOSED;
     }
     free(w.p);
     if (rc) return rc;
@@ -346,9 +380,7 @@ static int no_send(chan *c, envelope *e, double *b)
     return WEIR_EINVAL;
 }
 
-static void nop_close(chan *c)
-{
-}
+static void nop_close(chan *c) {}
 
 static void es_destroy(chan *ch)
 {
@@ -366,12 +398,21 @@ typedef struct {
     mrun *m;
     int slot;
     int ended;
+    int owe_credit; /* the previous event is finished once we are asked again */
 } ev_recv;
 
 static int er_recv(chan *ch, envelope *env, int timeout_ms)
 {
     ev_recv *c = (ev_recv *)ch;
     mrun *m = c->m;
+    if (c->owe_credit) {
+        /* the worker thread asks for more: the previous event is done. A
+         * credit per finished event is the pull: an idle slot asks for work,
+         * and the source knows exactly which events a dead slot held. */
+        int one = 1;
+        MPI_Send(&one, 1, MPI_INT, 0, TAG_EV_CREDIT(c->slot), m->comm);
+        c->owe_credit = 0;
+    }
     if (c->ended) return WEIR_ECLOSED;
     MPI_Status st;
     int flag = 0;
@@ -426,10 +467,11 @@ static int er_recv(chan *ch, envelope *env, int timeout_ms)
     weir_buf *pay = NULL;
     if (!rc && total) {
         pay = weir_buf_new(total);
-        if (!pay) rc = WEIR_ENOMEM;
+        if (!pay)
+            rc = WEIR_ENOMEM;
         else
-            MPI_Recv(weir_buf_mutable(pay), (int)total, MPI_BYTE, 0, TAG_EV_PAY(c->slot),
-                     m->comm, MPI_STATUS_IGNORE);
+            MPI_Recv(weir_buf_mutable(pay), (int)total, MPI_BYTE, 0, TAG_EV_PAY(c->slot), m->comm,
+                     MPI_STATUS_IGNORE);
     }
     size_t off = 0;
     for (uint32_t s = 0; !rc && s < ns_; s++) {
@@ -454,9 +496,7 @@ static int er_recv(chan *ch, envelope *env, int timeout_ms)
     free(nps);
     free(sizes);
     free(hdr);
-    /* the slot has taken the event: give the source its credit back */
-    int one = 1;
-    MPI_Send(&one, 1, MPI_INT, 0, TAG_EV_CREDIT(c->slot), m->comm);
+    c->owe_credit = 1;
     if (rc) {
         weir_event_free(ev);
         WEIR_LOGE(COMP, "slot %d: malformed event message from rank 0: %s", c->slot,
@@ -517,8 +557,8 @@ static int rs_send(chan *ch, envelope *env, double *blocked_s)
     }
     if (blocked_s) *blocked_s += engine_now() - t0;
     if (env->kind == ENV_RESULT) {
-        MPI_Send(weir_buf_data(env->result), (int)weir_buf_size(env->result), MPI_BYTE,
-                 m->reducer, TAG_RES, m->comm);
+        MPI_Send(weir_buf_data(env->result), (int)weir_buf_size(env->result), MPI_BYTE, m->reducer,
+                 TAG_RES, m->comm);
         c->in_flight++;
     } else {
         int slot = env->worker;
@@ -543,9 +583,10 @@ static const chan_ops res_send_ops = {rs_send, no_recv, zero_fill, nop_close, rs
 typedef struct {
     chan base;
     mrun *m;
-    double *last_beat;            /* per rank */
-    unsigned char *done, *gone;   /* per slot: worker-done seen; per rank: declared gone */
-    envelope *pending;            /* worker-done envelopes owed for gone ranks */
+    double *last_beat;          /* per rank */
+    int *busy_ms;               /* per rank: from its last heartbeat */
+    unsigned char *done, *gone; /* per slot: worker-done seen; per rank: declared gone */
+    envelope *pending;          /* worker-done envelopes owed for gone ranks */
     int npending;
 } res_recv;
 
@@ -555,8 +596,8 @@ static void rank_gone(res_recv *c, int rank, const char *why)
     c->gone[rank] = 1;
     WEIR_LOGE(COMP, "worker rank %d: %s", rank, why);
     if (!m->o.continue_without) {
-        fprintf(stderr, "weir: FAILED: worker rank %d: %s; its unfinished events are lost\n",
-                rank, why);
+        fprintf(stderr, "weir: FAILED: worker rank %d: %s; its unfinished events are lost\n", rank,
+                why);
         weir_mpi_abort(4);
     }
     for (int s = 0; s < m->nslots; s++)
@@ -606,19 +647,27 @@ static int rr_recv(chan *ch, envelope *env, int timeout_ms)
                 *env = (envelope){.kind = ENV_WORKER_DONE, .worker = v};
                 return WEIR_OK;
             }
-            continue; /* heartbeat */
+            if (st.MPI_TAG == TAG_HEARTBEAT) c->busy_ms[src] = v;
+            continue;
         }
         /* heartbeats: a rank with unfinished slots that went quiet */
         double now = engine_now();
         for (int r = 1; r < m->reducer; r++) {
-            if (c->gone[r] || now - c->last_beat[r] <= m->o.rank_timeout_s) continue;
+            int silent = now - c->last_beat[r] > m->o.rank_timeout_s;
+            int stuck = c->busy_ms[r] > (int)(m->o.rank_timeout_s * 1000);
+            if (c->gone[r] || (!silent && !stuck)) continue;
             int open = 0;
             for (int s = 0; s < m->nslots; s++)
                 if (slot_rank(m, s) == r && !c->done[s]) open = 1;
             if (open) {
-                char why[96];
-                snprintf(why, sizeof why, "no heartbeat for %.1f s (dead or hung)",
-                         now - c->last_beat[r]);
+                char why[120];
+                if (silent)
+                    snprintf(why, sizeof why, "no heartbeat for %.1f s (dead or hung)",
+                             now - c->last_beat[r]);
+                else
+                    snprintf(why, sizeof why,
+                             "a worker has been inside one plug-in call for %.1f s (hung)",
+                             c->busy_ms[r] / 1000.0);
                 rank_gone(c, r, why);
             }
         }
@@ -633,6 +682,7 @@ static void rr_destroy(chan *ch)
 {
     res_recv *c = (res_recv *)ch;
     free(c->last_beat);
+    free(c->busy_ms);
     free(c->done);
     free(c->gone);
     free(c->pending);
@@ -657,8 +707,10 @@ static void *beat_main(void *arg)
     pthread_mutex_lock(&b->mu);
     while (!b->stop) {
         pthread_mutex_unlock(&b->mu);
-        int zero = 0;
-        MPI_Send(&zero, 1, MPI_INT, b->m->reducer, TAG_HEARTBEAT, b->m->comm);
+        /* the beat carries how long (ms) the longest-running callback has been
+         * busy, so the reducer can tell a hung plug-in from an idle rank */
+        int busy_ms = (int)(engine_longest_busy(b->m->e) * 1000.0);
+        MPI_Send(&busy_ms, 1, MPI_INT, b->m->reducer, TAG_HEARTBEAT, b->m->comm);
         pthread_mutex_lock(&b->mu);
         struct timespec dl;
         clock_gettime(CLOCK_REALTIME, &dl);
@@ -732,10 +784,11 @@ int weir_mpi_run(const weir_engine_config *cfg0, const weir_mpi_opts *o, weir_so
     int rc = weir_engine_new(&cfg, &m.e, err, errlen);
     unsigned char *local = calloc((size_t)m.nslots, 1);
     m.dead = calloc((size_t)m.nslots, 1);
+    m.sends = calloc((size_t)m.nslots, sizeof *m.sends);
     beat hb = {.m = &m};
     pthread_t hb_thread;
     int hb_started = 0;
-    if (!rc && (!local || !m.dead)) rc = WEIR_ENOMEM;
+    if (!rc && (!local || !m.dead || !m.sends)) rc = WEIR_ENOMEM;
     if (rc) goto sync;
     int is_source = m.rank == 0, is_reducer = m.rank == m.reducer;
     for (int s = 0; s < m.nslots; s++)
@@ -754,6 +807,7 @@ int weir_mpi_run(const weir_engine_config *cfg0, const weir_mpi_opts *o, weir_so
             c->m = &m;
             c->slot = s;
             c->peer = slot_rank(&m, s);
+            m.sends[s] = c;
             engine_replace_chan(m.e, s, &c->base);
         } else if (local[s]) {
             ev_recv *c = calloc(1, sizeof *c);
@@ -771,11 +825,12 @@ int weir_mpi_run(const weir_engine_config *cfg0, const weir_mpi_opts *o, weir_so
         res_recv *c = calloc(1, sizeof *c);
         if (c) {
             c->last_beat = calloc((size_t)m.size, sizeof *c->last_beat);
+            c->busy_ms = calloc((size_t)m.size, sizeof *c->busy_ms);
             c->done = calloc((size_t)m.nslots, 1);
             c->gone = calloc((size_t)m.size, 1);
             c->pending = calloc((size_t)m.nslots, sizeof *c->pending);
         }
-        if (!c || !c->last_beat || !c->done || !c->gone || !c->pending) {
+        if (!c || !c->last_beat || !c->busy_ms || !c->done || !c->gone || !c->pending) {
             if (c) rr_destroy(&c->base);
             rc = WEIR_ENOMEM;
         } else {
@@ -788,7 +843,8 @@ int weir_mpi_run(const weir_engine_config *cfg0, const weir_mpi_opts *o, weir_so
         }
     } else if (!rc && !is_source) {
         res_send *c = calloc(1, sizeof *c);
-        if (!c) rc = WEIR_ENOMEM;
+        if (!c)
+            rc = WEIR_ENOMEM;
         else {
             c->base.ops = &res_send_ops;
             c->m = &m;
@@ -820,20 +876,74 @@ sync:;
         pthread_join(hb_thread, NULL);
         hb_started = 0;
     }
-    /* gather everyone's counters on rank 0 */
+    /* Rank 0: every event must come back as a credit (finished); what a slot
+     * still holds after the timeout was lost with it. */
+    if (m.rank == 0 && !rc) {
+        double t0 = engine_now();
+        long ns = 20000;
+        for (;;) {
+            int open = 0;
+            for (int sl = 0; sl < m.nslots; sl++) {
+                ev_send *c = m.sends[sl];
+                if (!c || c->dead) continue;
+                drain_credits(c);
+                open += c->in_flight;
+            }
+            if (!open) break;
+            if (engine_now() - t0 > m.o.rank_timeout_s) {
+                for (int sl = 0; sl < m.nslots; sl++) {
+                    ev_send *c = m.sends[sl];
+                    if (c && !c->dead && c->in_flight) declare_dead(c, engine_now() - t0);
+                }
+                break;
+            }
+            backoff(&ns);
+        }
+    }
+    /* Everyone's counters to rank 0, point to point: a collective would hang
+     * on a rank that is stuck (continue_without). Ranks that do not report
+     * within the timeout are named, and the job must then be aborted. */
     weir_stats mine;
     weir_engine_stats(m.e, &mine);
-    weir_stats *all = m.rank == 0 ? calloc((size_t)m.size, sizeof *all) : NULL;
-    MPI_Gather(&mine, (int)sizeof mine, MPI_BYTE, all, (int)sizeof mine, MPI_BYTE, 0, m.comm);
-    if (m.rank == 0 && all && stats) {
-        memset(stats, 0, sizeof *stats);
-        stats->nworkers = m.nslots;
-        for (int r = 0; r < m.size; r++)
-            merge_stats(stats, &all[r], m.nslots);
-        sum_workers(stats);
+    if (m.rank != 0) {
+        MPI_Send(&mine, (int)sizeof mine, MPI_BYTE, 0, TAG_STATS, m.comm);
+    } else {
+        weir_stats *got = calloc((size_t)m.size, sizeof *got);
+        unsigned char *have = calloc((size_t)m.size, 1);
+        int missing = m.size - 1;
+        double t0 = engine_now();
+        long ns = 20000;
+        while (got && have && missing > 0 && engine_now() - t0 < m.o.rank_timeout_s) {
+            int flag = 0;
+            MPI_Status st;
+            MPI_Iprobe(MPI_ANY_SOURCE, TAG_STATS, m.comm, &flag, &st);
+            if (!flag) {
+                backoff(&ns);
+                continue;
+            }
+            MPI_Recv(&got[st.MPI_SOURCE], (int)sizeof mine, MPI_BYTE, st.MPI_SOURCE, TAG_STATS,
+                     m.comm, MPI_STATUS_IGNORE);
+            if (!have[st.MPI_SOURCE]) missing--;
+            have[st.MPI_SOURCE] = 1;
+        }
+        if (stats) {
+            memset(stats, 0, sizeof *stats);
+            stats->nworkers = m.nslots;
+            merge_stats(stats, &mine, m.nslots);
+            for (int r = 1; got && have && r < m.size; r++)
+                if (have[r]) merge_stats(stats, &got[r], m.nslots);
+            sum_workers(stats);
+        }
+        for (int r = 1; have && r < m.size; r++)
+            if (!have[r]) {
+                fprintf(stderr, "weir: rank %d did not report at the end (dead or hung)\n", r);
+                m.must_abort = 1;
+            }
+        free(got);
+        free(have);
     }
-    free(all);
     if (lost) *lost = m.lost;
+    if (m.must_abort && !rc) rc = WEIR_ECLOSED;
     if (m.lost && m.rank == 0)
         fprintf(stderr, "weir: %llu event(s) lost to dead or hung worker ranks: %s\n",
                 (unsigned long long)m.lost, m.lost_text);
@@ -850,6 +960,7 @@ out:
     MPI_Comm_free(&m.comm);
     free(local);
     free(m.dead);
+    free(m.sends);
     pthread_mutex_destroy(&m.mu);
     return rc;
 }

@@ -181,8 +181,25 @@ static int refresh_params(role_ctx *c)
     return WEIR_OK;
 }
 
+static void mark_busy(role_ctx *c, double t0)
+{
+    atomic_store(&c->busy_since_ns, (int64_t)(t0 * 1e9));
+}
+
+double engine_longest_busy(weir_engine *e)
+{
+    double now = engine_now(), longest = 0;
+    for (int i = 0; i < e->cfg.nworkers; i++) {
+        if (!e->local[i] || !e->w_started[i]) continue;
+        int64_t b = atomic_load(&e->wctx[i].busy_since_ns);
+        if (b && now - (double)b * 1e-9 > longest) longest = now - (double)b * 1e-9;
+    }
+    return longest;
+}
+
 static void add_user_time(role_ctx *c, double t0)
 {
+    atomic_store(&c->busy_since_ns, 0);
     double dt = engine_now() - t0 - c->emit_blocked_s;
     c->emit_blocked_s = 0;
     pthread_mutex_lock(c->stats_mu);
@@ -254,6 +271,7 @@ static void *worker_main(void *arg)
             refresh_params(c);
             c->cur_event = ev->number;
             double t0 = engine_now();
+            mark_busy(c, t0);
             rc = c->plugin->process_event(&c->pub, c->self, ev);
             add_user_time(c, t0);
             if (rc) reject_rc(c, "process_event", rc, ev->number);
@@ -262,6 +280,7 @@ static void *worker_main(void *arg)
     }
     if (init_ok && c->plugin->finish) {
         double t0 = engine_now();
+        mark_busy(c, t0);
         int rc = c->plugin->finish(&c->pub, c->self);
         add_user_time(c, t0);
         if (rc) reject_rc(c, "finish", rc, c->cur_event);
@@ -418,9 +437,11 @@ static int split_event(const weir_event *ev, int n, weir_event **out, int *has_i
         if (strcmp(ev->streams[s].typ, "STINS")) continue;
         char err[256];
         rc = weir_stins_parse(&ev->streams[s].msg, 1, &pk[s], err, sizeof err);
-        if (rc) WEIR_LOGW(COMP, "event %llu: cannot split stream '%s': %s",
-                          (unsigned long long)ev->number, ev->streams[s].name, err);
-        else if (pk[s].kind == WEIR_STINS_IMAGE && pk[s].data.ndim >= 1) *has_image = 1;
+        if (rc)
+            WEIR_LOGW(COMP, "event %llu: cannot split stream '%s': %s",
+                      (unsigned long long)ev->number, ev->streams[s].name, err);
+        else if (pk[s].kind == WEIR_STINS_IMAGE && pk[s].data.ndim >= 1)
+            *has_image = 1;
     }
     for (int k = 0; !rc && *has_image && k < n; k++) {
         out[k] = weir_event_new(ev->number);
@@ -436,7 +457,8 @@ static int split_event(const weir_event *ev, int n, weir_event **out, int *has_i
                 for (size_t i = 0; !rc && i < ev->streams[s].msg.nparts; i++)
                     rc = weir_msg_append(&m, weir_buf_ref(ev->streams[s].msg.parts[i]));
             }
-            if (!rc) rc = weir_event_add_stream(out[k], ev->streams[s].name, ev->streams[s].typ, &m);
+            if (!rc)
+                rc = weir_event_add_stream(out[k], ev->streams[s].name, ev->streams[s].typ, &m);
             weir_msg_clear(&m);
         }
     }
@@ -484,8 +506,8 @@ static void *source_main(void *arg)
                 continue;
             }
         }
-        int bcast = (first && e->cfg.broadcast_first > 0) ||
-                    (e->cfg.dist == WEIR_DIST_SPLIT && !has_image);
+        int bcast =
+            (first && e->cfg.broadcast_first > 0) || (e->cfg.dist == WEIR_DIST_SPLIT && !has_image);
         first = 0;
         size_t nb = weir_event_nbytes(ev);
         double blocked = 0;
@@ -606,8 +628,8 @@ int weir_engine_start(weir_engine *e, weir_source src)
     for (int i = 0; i < n && !rc; i++) {
         if (!e->local[i]) continue;
         ctx_init(e, &e->wctx[i], i, e->cfg.worker, &e->s_worker[i], &e->s_worker_mu[i]);
-        if (!(e->w_started[i] = (unsigned char)spawn(e, &e->worker_threads[i], worker_main,
-                                                     &e->wctx[i]))) {
+        if (!(e->w_started[i] =
+                  (unsigned char)spawn(e, &e->worker_threads[i], worker_main, &e->wctx[i]))) {
             abort_start(e, "worker");
             rc = WEIR_ETHREAD;
         }

@@ -24,6 +24,9 @@ typedef struct {
     double emit_blocked_s; /* time blocked in emit() during the current callback */
     const weir_plugin *plugin;
     void *self;
+    /* monotonic ns when the current callback started, 0 when idle: lets a
+     * transport tell a hung plug-in from an idle one */
+    _Atomic int64_t busy_since_ns;
 } role_ctx;
 
 struct weir_engine {
@@ -72,5 +75,8 @@ double engine_now(void);
  * before weir_engine_start. */
 void engine_set_roles(weir_engine *e, int source, int reducer, const unsigned char *local_workers);
 void engine_replace_chan(weir_engine *e, int worker, chan *c);
+/* Longest time (s) any local worker has been inside one callback; 0 if all
+ * are idle. */
+double engine_longest_busy(weir_engine *e);
 
 #endif

@@ -206,3 +206,32 @@ const weir_plugin sum_reducer = {
     .finish = sums_finish,
     .destroy = free,
 };
+
+/* fault_worker: echo_worker, except that worker slot 0 kills its own process
+ * ("kill") or hangs in process_event ("hang") at event `fault_event`. */
+#include <signal.h>
+#include <unistd.h>
+
+static const weir_param_desc fault_params[] = {
+    {"scale", WEIR_PARAM_INT, "1", "copied into every result"},
+    {"fault", WEIR_PARAM_STRING, "", "kill or hang"},
+    {"fault_event", WEIR_PARAM_INT, "5", "event at which slot 0 fails"},
+};
+
+static int fault_event(weir_pctx *ctx, void *self, const weir_event *ev)
+{
+    const weir_host *h = ctx->host;
+    const char *f = h->param_bytes(ctx, "fault", NULL);
+    if (h->worker_index(ctx) == 0 && (int64_t)ev->number >= h->param_int(ctx, "fault_event")) {
+        if (!strcmp(f, "kill")) raise(SIGKILL);
+        if (!strcmp(f, "hang"))
+            for (;;)
+                sleep(1000);
+    }
+    return echo_event(ctx, self, ev);
+}
+
+const weir_plugin fault_worker = {
+    WEIR_PLUGIN_HEADER, .kind = WEIR_PLUGIN_WORKER,   .name = "fault", .params = fault_params,
+    .nparams = 3,       .process_event = fault_event,
+};

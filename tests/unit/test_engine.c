@@ -323,8 +323,12 @@ static void run_mode(weir_dist_mode mode, uint64_t group, int nw, uint64_t n, in
     snprintf(rp, sizeof rp, "%s/report.txt", tu_tmpdir("mode"));
     weir_params *par = weir_params_new();
     weir_params_set(par, "report", rp, strlen(rp), 0, NULL, 0);
-    weir_engine_config cfg = {.worker = p.w, .reducer = p.r, .nworkers = nw, .dist = mode,
-                              .affinity_group = group, .params = par};
+    weir_engine_config cfg = {.worker = p.w,
+                              .reducer = p.r,
+                              .nworkers = nw,
+                              .dist = mode,
+                              .affinity_group = group,
+                              .params = par};
     weir_engine *e;
     if (weir_engine_new(&cfg, &e, err, sizeof err)) fail_msg("%s", err);
     weir_params_free(par);

@@ -27,31 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
-static char out_path[4200];
-
-/* Runs a shell command in dir; stdout+stderr go to dir/out.txt. */
-static int run(const char *dir, const char *fmt, ...)
-{
-    char cmd[8192], full[9000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(out_path, sizeof out_path, "%s/out.txt", dir);
-    snprintf(full, sizeof full, "cd '%s' && LOG_LEVEL=WARNING %s > out.txt 2>&1", dir, cmd);
-    int st = system(full);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *output(void)
-{
-    size_t len;
-    uint8_t *p = tu_read_file(out_path, &len);
-    p[len] = 0;
-    return (char *)p;
-}
+#define run tu_run
+#define output tu_output
 
 /* ROI means of every image of dump_xrd.cbors, by event number, from the raw
  * bytes: the item is 55799(42877([n, {"xrd": 42878(["STINS", [json, px]])}])). */

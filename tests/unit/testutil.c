@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char slots[8][4096];
@@ -70,4 +71,27 @@ uint8_t *tu_read_file(const char *path, size_t *len)
     fclose(f);
     *len = (size_t)n;
     return p;
+}
+
+static char out_path[4200];
+
+int tu_run(const char *dir, const char *fmt, ...)
+{
+    char cmd[8192], full[9000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(out_path, sizeof out_path, "%s/out.txt", dir);
+    snprintf(full, sizeof full, "cd '%s' && LOG_LEVEL=WARNING %s > out.txt 2>&1", dir, cmd);
+    int st = system(full);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+char *tu_output(void)
+{
+    size_t len;
+    uint8_t *p = tu_read_file(out_path, &len);
+    p[len] = 0;
+    return (char *)p;
 }

@@ -17,4 +17,10 @@ uint8_t *tu_read_file(const char *path, size_t *len);
 /* Path of a built artefact relative to the build dir (static, 8 slots). */
 const char *tu_build(const char *rel);
 
+/* Runs a shell command in dir with LOG_LEVEL=WARNING; stdout+stderr go to
+ * dir/out.txt. Returns the exit status (-1 if killed). */
+int tu_run(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The output of the last tu_run, NUL-terminated (caller frees). */
+char *tu_output(void);
+
 #endif

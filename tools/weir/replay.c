@@ -77,9 +77,8 @@ static void draw_progress(weir_engine *e, weir_source *src, int final)
 }
 
 /* The MPI path: every rank runs this; rank 0 reads the files and reports. */
-static int replay_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo,
-                      const char **files, size_t nfiles, int drain, int *argc, char ***argv,
-                      int quiet)
+static int replay_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo, const char **files,
+                      size_t nfiles, int drain, int *argc, char ***argv, int quiet)
 {
     char err[1024] = "";
     int rank = 0, size = 0, rc = 1;
@@ -95,9 +94,10 @@ static int replay_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo,
             weir_mpi_abort(1);
         }
         src = weir_replay_source(rp);
-        WEIR_LOGI("replay", "MPI: %d ranks: rank 0 source, ranks 1..%d workers (%d thread(s) "
-                  "each), rank %d reducer; distribution %s", size, size - 2,
-                  mo->threads_per_rank, size - 1, weir_dist_name(cfg->dist));
+        WEIR_LOGI("replay",
+                  "MPI: %d ranks: rank 0 source, ranks 1..%d workers (%d thread(s) "
+                  "each), rank %d reducer; distribution %s",
+                  size, size - 2, mo->threads_per_rank, size - 1, weir_dist_name(cfg->dist));
     }
     weir_stats st;
     uint64_t lost = 0;
@@ -109,12 +109,11 @@ static int replay_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo,
             weir_stats_print(&st, stderr);
         }
         weir_replay_report(rp, stderr);
-        if (run) {
+        if (run && run != WEIR_ECLOSED) {
             fprintf(stderr, "weir replay: FAILED: %s\n", err);
             rc = 1;
-        } else if (lost || weir_replay_error(rp, NULL) || weir_replay_leftover(rp) ||
-                   weir_replay_duplicates(rp) || st.workers_total.rejected ||
-                   st.reducer.rejected) {
+        } else if (run || lost || weir_replay_error(rp, NULL) || weir_replay_leftover(rp) ||
+                   weir_replay_duplicates(rp) || st.workers_total.rejected || st.reducer.rejected) {
             fprintf(stderr, "weir replay: finished with problems (see above)\n");
             rc = 3;
         } else {
@@ -125,6 +124,11 @@ static int replay_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo,
         rc = run ? 1 : 0;
     }
     weir_replay_close(rp);
+    if (rank == 0 && (lost || run == WEIR_ECLOSED)) {
+        /* a worker rank is stuck: MPI_Finalize would wait for it forever */
+        fprintf(stderr, "weir replay: ending the job (a worker rank did not finish)\n");
+        weir_mpi_abort(rc ? rc : 3);
+    }
     weir_mpi_finalize();
     return rc;
 }
@@ -178,7 +182,8 @@ int cmd_replay(int argc, char **argv)
         } else if (!strcmp(a, "--queue-depth")) {
             NEEDV if (cli_parse_u64(a, v, &depth) || depth < 1) goto out;
         } else if (!strcmp(a, "--dist")) {
-            NEEDV if ((dist = weir_dist_parse(v)) < 0) {
+            NEEDV if ((dist = weir_dist_parse(v)) < 0)
+            {
                 fprintf(stderr, "weir replay: --dist: pull, round-robin, affinity or split\n");
                 goto out;
             }
@@ -189,7 +194,8 @@ int cmd_replay(int argc, char **argv)
         } else if (!strcmp(a, "--window")) {
             NEEDV if (cli_parse_u64(a, v, &window) || window < 1 || window > 4096) goto out;
         } else if (!strcmp(a, "--rank-timeout")) {
-            NEEDV if (sscanf(v, "%lf", &rank_timeout) != 1 || rank_timeout <= 0) {
+            NEEDV if (sscanf(v, "%lf", &rank_timeout) != 1 || rank_timeout <= 0)
+            {
                 fprintf(stderr, "weir replay: --rank-timeout expects seconds > 0\n");
                 goto out;
             }
@@ -270,8 +276,10 @@ int cmd_replay(int argc, char **argv)
         .output_dir = outdir,
     };
     if (weir_mpi_launched()) {
-        weir_mpi_opts mo = {.threads_per_rank = (int)tpr, .rank_timeout_s = rank_timeout,
-                            .continue_without = cont, .window = (int)window};
+        weir_mpi_opts mo = {.threads_per_rank = (int)tpr,
+                            .rank_timeout_s = rank_timeout,
+                            .continue_without = cont,
+                            .window = (int)window};
         rc = replay_mpi(&cfg, &mo, files, nfiles, drain, &argc, &argv, quiet);
         goto out;
     }

@@ -24,9 +24,7 @@ int weir_mpi_init(int *argc, char ***argv, int *rank, int *size, char *err, size
     return WEIR_EUNSUPPORTED;
 }
 
-void weir_mpi_finalize(void)
-{
-}
+void weir_mpi_finalize(void) {}
 
 void weir_mpi_abort(int code)
 {
