@@ -22,6 +22,13 @@ typedef struct {
     uint64_t rows;
 } reducer;
 
+/* The ROI parameters are recorded in the output; declared here too (same
+ * types as the worker's) so the reducer also works with other workers. */
+static const weir_param_desc params[] = {
+    {"till_x", WEIR_PARAM_INT, "2", "ROI rows: data[:till_x, ...]"},
+    {"from_y", WEIR_PARAM_INT, "8", "ROI columns: data[..., from_y:]"},
+};
+
 static int init(weir_pctx *ctx, void **self)
 {
     *self = calloc(1, sizeof(reducer));
@@ -126,6 +133,8 @@ const weir_plugin weir_plugin_descriptor = {
     .kind = WEIR_PLUGIN_REDUCER,
     .name = "tutorial_reducer",
     .description = "writes <raw>_processed.h5 with `reduced` per event (dranspose tutorial)",
+    .params = params,
+    .nparams = 2,
     .process_result = process_result,
     .init = init,
     .finish = finish,

@@ -4,10 +4,10 @@
  * (T threads each: worker slot g lives on rank 1 + g / T). The engine's role
  * loops are unchanged; this file only provides chan implementations:
  *
- *   ev_send   (rank 0, one per slot)   event → header message + payload
- *                                      message (the frames in place, via an
- *                                      hindexed datatype); waits for a credit
- *                                      when `window` events are in flight
+ *   ev_send   (rank 0, one per slot)   event → header message, then each
+ *                                      frame as a message sent from where it
+ *                                      lies; waits for a credit when `window`
+ *                                      events are in flight
  *   ev_recv   (worker rank, per slot)  the reverse; a credit goes back as soon
  *                                      as the worker thread has the event
  *   res_send  (worker rank, shared)    result CBOR bytes / worker-done, with
@@ -33,6 +33,7 @@
 
 #include <mpi.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,12 +115,28 @@ static int slot_rank(const mrun *m, int slot)
     return 1 + slot / m->T;
 }
 
-/* Polling sleep that grows from 20 µs to 1 ms. */
-static void backoff(long *ns)
+/* Waiting by polling: for the first 0.5 ms only yield the CPU (a large
+ * message is moved in steps, each needing a poll on both sides, so sleeping
+ * there would cap the bandwidth), then sleep 20 µs growing to 1 ms. */
+typedef struct {
+    double t0;
+    long ns;
+} poller;
+
+static poller poll_start(void)
 {
-    struct timespec ts = {0, *ns};
+    return (poller){engine_now(), 20000};
+}
+
+static void poll_wait(poller *p)
+{
+    if (engine_now() - p->t0 < 0.0005) {
+        sched_yield();
+        return;
+    }
+    struct timespec ts = {0, p->ns};
     nanosleep(&ts, NULL);
-    if (*ns < 1000000) *ns *= 2;
+    if (p->ns < 1000000) p->ns *= 2;
 }
 
 /* A send that gives up after the rank timeout: a blocking MPI_Send to a rank
@@ -132,13 +149,13 @@ static int send_timed(const void *buf, int count, MPI_Datatype t, int peer, int 
     MPI_Request req;
     MPI_Isend(buf, count, t, peer, tag, m->comm, &req);
     double t0 = engine_now();
-    long ns = 1000;
+    poller pw = poll_start();
     for (;;) {
         int done = 0;
         MPI_Test(&req, &done, MPI_STATUS_IGNORE);
         if (done) return 0;
         if (engine_now() - t0 > m->o.rank_timeout_s) return 1;
-        backoff(&ns);
+        poll_wait(&pw);
     }
 }
 
@@ -296,9 +313,9 @@ static int es_send(chan *ch, envelope *env, double *blocked_s)
     if (kind == KIND_EVENT) {
         drain_credits(c);
         double t0 = engine_now();
-        long ns = 20000;
+        poller pw = poll_start();
         while (c->in_flight >= m->o.window) {
-            backoff(&ns);
+            poll_wait(&pw);
             drain_credits(c);
             double waited = engine_now() - t0;
             if (c->in_flight >= m->o.window && waited > m->o.rank_timeout_s) {
@@ -316,31 +333,17 @@ static int es_send(chan *ch, envelope *env, double *blocked_s)
     if (!rc && payload > (size_t)INT32_MAX) rc = WEIR_ERANGE;
     int stuck = 0;
     if (!rc) stuck = send_timed(w.p, (int)w.len, MPI_BYTE, c->peer, TAG_EV_HDR(c->slot), m);
-    if (!rc && payload && !stuck) {
-        /* the frames where they are: one hindexed datatype over all parts */
-        size_t np = 0;
-        for (size_t s = 0; s < ev->nstreams; s++)
-            np += ev->streams[s].msg.nparts;
-        int *lens = calloc(np, sizeof *lens);
-        MPI_Aint *disp = calloc(np, sizeof *disp);
-        if (!lens || !disp) rc = WEIR_ENOMEM;
-        size_t k = 0;
-        for (size_t s = 0; !rc && s < ev->nstreams; s++)
-            for (size_t i = 0; i < ev->streams[s].msg.nparts; i++, k++) {
-                weir_buf *b = ev->streams[s].msg.parts[i];
-                lens[k] = (int)weir_buf_size(b);
-                MPI_Get_address(weir_buf_data(b), &disp[k]);
-            }
-        if (!rc) {
-            MPI_Datatype t;
-            MPI_Type_create_hindexed((int)np, lens, disp, MPI_BYTE, &t);
-            MPI_Type_commit(&t);
-            stuck = send_timed(MPI_BOTTOM, 1, t, c->peer, TAG_EV_PAY(c->slot), m);
-            MPI_Type_free(&t);
+    /* Each frame goes as its own contiguous message straight from where it
+     * lies (a contiguous buffer lets Open MPI use its single-copy path;
+     * a derived datatype over all frames would be packed through bounce
+     * buffers). MPI keeps their order on the tag. */
+    for (size_t st = 0; !rc && !stuck && ev && st < ev->nstreams; st++)
+        for (size_t i = 0; !stuck && i < ev->streams[st].msg.nparts; i++) {
+            weir_buf *b = ev->streams[st].msg.parts[i];
+            if (weir_buf_size(b))
+                stuck = send_timed(weir_buf_data(b), (int)weir_buf_size(b), MPI_BYTE, c->peer,
+                                   TAG_EV_PAY(c->slot), m);
         }
-        free(lens);
-        free(disp);
-    }
     if (stuck) {
         /* the peer stopped receiving: its pending request still points at
          * w.p and the frames, so both are deliberately not freed */
@@ -416,11 +419,11 @@ static int er_recv(chan *ch, envelope *env, int timeout_ms)
     if (c->ended) return WEIR_ECLOSED;
     MPI_Status st;
     int flag = 0;
-    long ns = 20000;
+    poller pw = poll_start();
     for (;;) {
         MPI_Iprobe(0, TAG_EV_HDR(c->slot), m->comm, &flag, &st);
         if (flag) break;
-        backoff(&ns);
+        poll_wait(&pw);
     }
     int n;
     MPI_Get_count(&st, MPI_BYTE, &n);
@@ -442,7 +445,7 @@ static int er_recv(chan *ch, envelope *env, int timeout_ms)
     }
     weir_event *ev = rc ? NULL : weir_event_new(num);
     if (!rc && !ev) rc = WEIR_ENOMEM;
-    /* first pass: names, sizes; the payload arrives in one message */
+    /* names and frame sizes first; the frames follow as messages of their own */
     char **names = calloc(ns_ + 1, sizeof *names), **typs = calloc(ns_ + 1, sizeof *typs);
     uint32_t *nps = calloc(ns_ + 1, sizeof *nps);
     uint64_t **sizes = calloc(ns_ + 1, sizeof *sizes);
@@ -467,11 +470,16 @@ static int er_recv(chan *ch, envelope *env, int timeout_ms)
     weir_buf *pay = NULL;
     if (!rc && total) {
         pay = weir_buf_new(total);
-        if (!pay)
-            rc = WEIR_ENOMEM;
-        else
-            MPI_Recv(weir_buf_mutable(pay), (int)total, MPI_BYTE, 0, TAG_EV_PAY(c->slot), m->comm,
-                     MPI_STATUS_IGNORE);
+        if (!pay) rc = WEIR_ENOMEM;
+        /* one message per frame, in order, into one buffer */
+        size_t at = 0;
+        for (uint32_t s = 0; !rc && s < ns_; s++)
+            for (uint32_t i = 0; i < nps[s]; i++) {
+                if (sizes[s][i])
+                    MPI_Recv(weir_buf_mutable(pay) + at, (int)sizes[s][i], MPI_BYTE, 0,
+                             TAG_EV_PAY(c->slot), m->comm, MPI_STATUS_IGNORE);
+                at += sizes[s][i];
+            }
     }
     size_t off = 0;
     for (uint32_t s = 0; !rc && s < ns_; s++) {
@@ -541,7 +549,7 @@ static int rs_send(chan *ch, envelope *env, double *blocked_s)
     mrun *m = c->m;
     pthread_mutex_lock(&c->mu);
     double t0 = engine_now();
-    long ns = 20000;
+    poller pw = poll_start();
     for (;;) {
         int flag = 1;
         while (flag) {
@@ -553,7 +561,7 @@ static int rs_send(chan *ch, envelope *env, double *blocked_s)
             }
         }
         if (env->kind != ENV_RESULT || c->in_flight < c->window) break;
-        backoff(&ns);
+        poll_wait(&pw);
     }
     if (blocked_s) *blocked_s += engine_now() - t0;
     if (env->kind == ENV_RESULT) {
@@ -612,7 +620,7 @@ static int rr_recv(chan *ch, envelope *env, int timeout_ms)
     res_recv *c = (res_recv *)ch;
     mrun *m = c->m;
     double deadline = timeout_ms >= 0 ? engine_now() + timeout_ms / 1000.0 : 0;
-    long ns = 20000;
+    poller pw = poll_start();
     for (;;) {
         if (c->npending) {
             *env = c->pending[--c->npending];
@@ -673,8 +681,7 @@ static int rr_recv(chan *ch, envelope *env, int timeout_ms)
         }
         if (c->npending) continue;
         if (timeout_ms >= 0 && engine_now() >= deadline) return 1;
-        backoff(&ns);
-        if (ns > 1000000) ns = 1000000;
+        poll_wait(&pw);
     }
 }
 
@@ -880,7 +887,7 @@ sync:;
      * still holds after the timeout was lost with it. */
     if (m.rank == 0 && !rc) {
         double t0 = engine_now();
-        long ns = 20000;
+        poller pw = poll_start();
         for (;;) {
             int open = 0;
             for (int sl = 0; sl < m.nslots; sl++) {
@@ -897,7 +904,7 @@ sync:;
                 }
                 break;
             }
-            backoff(&ns);
+            poll_wait(&pw);
         }
     }
     /* Everyone's counters to rank 0, point to point: a collective would hang
@@ -912,13 +919,13 @@ sync:;
         unsigned char *have = calloc((size_t)m.size, 1);
         int missing = m.size - 1;
         double t0 = engine_now();
-        long ns = 20000;
+        poller pw = poll_start();
         while (got && have && missing > 0 && engine_now() - t0 < m.o.rank_timeout_s) {
             int flag = 0;
             MPI_Status st;
             MPI_Iprobe(MPI_ANY_SOURCE, TAG_STATS, m.comm, &flag, &st);
             if (!flag) {
-                backoff(&ns);
+                poll_wait(&pw);
                 continue;
             }
             MPI_Recv(&got[st.MPI_SOURCE], (int)sizeof mine, MPI_BYTE, st.MPI_SOURCE, TAG_STATS,

@@ -123,12 +123,14 @@ static int replay_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo, co
         if (run) fprintf(stderr, "weir replay (rank %d): FAILED: %s\n", rank, err);
         rc = run ? 1 : 0;
     }
-    weir_replay_close(rp);
     if (rank == 0 && (lost || run == WEIR_ECLOSED)) {
-        /* a worker rank is stuck: MPI_Finalize would wait for it forever */
+        /* A worker rank is stuck: MPI_Finalize would wait for it forever.
+         * The capture stays mapped: sends to the stuck rank may still point
+         * into it. */
         fprintf(stderr, "weir replay: ending the job (a worker rank did not finish)\n");
         weir_mpi_abort(rc ? rc : 3);
     }
+    weir_replay_close(rp);
     weir_mpi_finalize();
     return rc;
 }
