@@ -145,57 +145,38 @@ int weir_result_set_bytes(weir_result *r, const char *key, const void *data, siz
     return put(r, key, cbor_build_bytestring(len ? data : (const void *)"", len));
 }
 
+/* RFC 8746 §2.1 typed-array tags: 0b010_f_s_e_ll (e = 1: little endian;
+ * ll = log2 of the size, floats: 1 = 32 bit, 2 = 64 bit). One table serves
+ * both directions. */
+static const struct {
+    uint64_t tag;
+    weir_dtype_kind k;
+    weir_byteorder o;
+} typed_tags[] = {
+    {64, WEIR_DT_U8, WEIR_LITTLE},  {72, WEIR_DT_I8, WEIR_LITTLE},  {69, WEIR_DT_U16, WEIR_LITTLE},
+    {65, WEIR_DT_U16, WEIR_BIG},    {70, WEIR_DT_U32, WEIR_LITTLE}, {66, WEIR_DT_U32, WEIR_BIG},
+    {71, WEIR_DT_U64, WEIR_LITTLE}, {67, WEIR_DT_U64, WEIR_BIG},    {77, WEIR_DT_I16, WEIR_LITTLE},
+    {73, WEIR_DT_I16, WEIR_BIG},    {78, WEIR_DT_I32, WEIR_LITTLE}, {74, WEIR_DT_I32, WEIR_BIG},
+    {79, WEIR_DT_I64, WEIR_LITTLE}, {75, WEIR_DT_I64, WEIR_BIG},    {85, WEIR_DT_F32, WEIR_LITTLE},
+    {81, WEIR_DT_F32, WEIR_BIG},    {86, WEIR_DT_F64, WEIR_LITTLE}, {82, WEIR_DT_F64, WEIR_BIG},
+};
+
 uint64_t weir_typed_array_tag(weir_dtype dt)
 {
-    /* RFC 8746 §2.1: 0b010_f_s_e_ll; e = 1 little endian; ll = log2(size)
-     * (floats: ll = 1 for 32 bit, 2 for 64 bit). */
-    int le = dt.order == WEIR_LITTLE;
-    switch (dt.kind) {
-    case WEIR_DT_U8:
-    case WEIR_DT_BOOL:
-        return 64;
-    case WEIR_DT_I8:
-        return 72;
-    case WEIR_DT_U16:
-        return le ? 69 : 65;
-    case WEIR_DT_U32:
-        return le ? 70 : 66;
-    case WEIR_DT_U64:
-        return le ? 71 : 67;
-    case WEIR_DT_I16:
-        return le ? 77 : 73;
-    case WEIR_DT_I32:
-        return le ? 78 : 74;
-    case WEIR_DT_I64:
-        return le ? 79 : 75;
-    case WEIR_DT_F32:
-        return le ? 85 : 81;
-    case WEIR_DT_F64:
-        return le ? 86 : 82;
-    default:
-        return 0;
-    }
+    weir_dtype_kind k = dt.kind == WEIR_DT_BOOL ? WEIR_DT_U8 : dt.kind;
+    int single = weir_dtype_size(k) == 1; /* one-byte types have no byte order */
+    for (size_t i = 0; i < sizeof typed_tags / sizeof typed_tags[0]; i++)
+        if (typed_tags[i].k == k && (single || typed_tags[i].o == dt.order))
+            return typed_tags[i].tag;
+    return 0;
 }
 
 int weir_typed_array_dtype(uint64_t tag, weir_dtype *out)
 {
-    static const struct {
-        uint64_t tag;
-        weir_dtype_kind k;
-        weir_byteorder o;
-    } t[] = {{64, WEIR_DT_U8, WEIR_LITTLE},  {72, WEIR_DT_I8, WEIR_LITTLE},
-             {69, WEIR_DT_U16, WEIR_LITTLE}, {65, WEIR_DT_U16, WEIR_BIG},
-             {70, WEIR_DT_U32, WEIR_LITTLE}, {66, WEIR_DT_U32, WEIR_BIG},
-             {71, WEIR_DT_U64, WEIR_LITTLE}, {67, WEIR_DT_U64, WEIR_BIG},
-             {77, WEIR_DT_I16, WEIR_LITTLE}, {73, WEIR_DT_I16, WEIR_BIG},
-             {78, WEIR_DT_I32, WEIR_LITTLE}, {74, WEIR_DT_I32, WEIR_BIG},
-             {79, WEIR_DT_I64, WEIR_LITTLE}, {75, WEIR_DT_I64, WEIR_BIG},
-             {85, WEIR_DT_F32, WEIR_LITTLE}, {81, WEIR_DT_F32, WEIR_BIG},
-             {86, WEIR_DT_F64, WEIR_LITTLE}, {82, WEIR_DT_F64, WEIR_BIG}};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        if (t[i].tag == tag) {
-            out->kind = t[i].k;
-            out->order = t[i].o;
+    for (size_t i = 0; i < sizeof typed_tags / sizeof typed_tags[0]; i++) {
+        if (typed_tags[i].tag == tag) {
+            out->kind = typed_tags[i].k;
+            out->order = typed_tags[i].o;
             return WEIR_OK;
         }
     }

@@ -84,11 +84,8 @@ static void test_built_with_mpi(void **state)
 static void test_dump_xrd_identical(void **state)
 {
     const char *dir = tu_tmpdir("mpi-xrd");
-    char p[4200];
-    snprintf(p, sizeof p, "%s/params.json", dir);
-    FILE *f = fopen(p, "w");
-    fputs("[{\"name\": \"till_x\", \"data\": \"3\"}, {\"name\": \"from_y\", \"data\": \"7\"}]", f);
-    fclose(f);
+    tu_write(dir, "params.json",
+             "[{\"name\": \"till_x\", \"data\": \"3\"}, {\"name\": \"from_y\", \"data\": \"7\"}]");
     const char *common = "-p params.json --quiet";
     char w[4200], r[4200], x[4200];
     snprintf(w, sizeof w, "%s", tu_build("examples/roi_mean_worker.so"));

@@ -105,11 +105,8 @@ static int64_t read_h5_i64(const char *path, const char *name)
 static void test_tutorial_dump_xrd(void **state)
 {
     const char *dir = tu_tmpdir("e2e-xrd");
-    char p[4200];
-    snprintf(p, sizeof p, "%s/params.json", dir);
-    FILE *f = fopen(p, "w");
-    fputs("[{\"name\": \"till_x\", \"data\": \"3\"}, {\"name\": \"from_y\", \"data\": \"7\"}]", f);
-    fclose(f);
+    tu_write(dir, "params.json",
+             "[{\"name\": \"till_x\", \"data\": \"3\"}, {\"name\": \"from_y\", \"data\": \"7\"}]");
     int rc = run(dir, "%s replay -w %s -r %s -f %s -p params.json --nworkers 3", tu_build("weir"),
                  tu_build("examples/roi_mean_worker.so"), tu_build("examples/tutorial_reducer.so"),
                  tu_shared("dranspose/dump_xrd.cbors"));
@@ -165,11 +162,7 @@ static void test_defaults_and_cbor_params(void **state)
 static void test_bad_param_and_abi(void **state)
 {
     const char *dir = tu_tmpdir("e2e-bad");
-    char p[4200];
-    snprintf(p, sizeof p, "%s/params.json", dir);
-    FILE *f = fopen(p, "w");
-    fputs("[{\"name\": \"till_x\", \"data\": \"three\"}]", f);
-    fclose(f);
+    tu_write(dir, "params.json", "[{\"name\": \"till_x\", \"data\": \"three\"}]");
     int rc = run(dir, "%s replay -w %s -r %s -f %s -p params.json", tu_build("weir"),
                  tu_build("examples/roi_mean_worker.so"), tu_build("examples/tutorial_reducer.so"),
                  tu_shared("dranspose/dump_xrd.cbors"));

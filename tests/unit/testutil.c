@@ -95,3 +95,12 @@ char *tu_output(void)
     p[len] = 0;
     return (char *)p;
 }
+
+const char *tu_write(const char *dir, const char *name, const char *text)
+{
+    char *s = next_slot();
+    snprintf(s, 4096, "%s/%s", dir, name);
+    FILE *f = fopen(s, "wb");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) fail_msg("cannot write %s", s);
+    return s;
+}

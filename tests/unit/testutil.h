@@ -17,6 +17,8 @@ uint8_t *tu_read_file(const char *path, size_t *len);
 /* Path of a built artefact relative to the build dir (static, 8 slots). */
 const char *tu_build(const char *rel);
 
+/* Writes dir/name with the given text; returns a static path (8 slots). */
+const char *tu_write(const char *dir, const char *name, const char *text);
 /* Runs a shell command in dir with LOG_LEVEL=WARNING; stdout+stderr go to
  * dir/out.txt. Returns the exit status (-1 if killed). */
 int tu_run(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
