@@ -13,4 +13,35 @@ int cmd_synth(int argc, char **argv);
  * option and returns -1 on failure. */
 int cli_parse_u64(const char *opt, const char *s, uint64_t *out);
 
+/* ---- the MPI path shared by replay and run (mpirun.c) ---- */
+#include "weir/engine.h"
+#include "weir/mpi.h"
+#include <stdio.h>
+
+#define CLI_MPI_DEFAULTS {.threads_per_rank = 1, .rank_timeout_s = 30, .window = 4}
+#define CLI_MPI_HELP                                                                              \
+    "MPI options:\n"                                                                              \
+    "      --threads-per-rank T  worker threads on each worker rank (default 1)\n"               \
+    "      --window N            events in flight per worker thread (default 4)\n"               \
+    "      --rank-timeout S      a worker rank silent or stuck this long is dead (default 30)\n" \
+    "      --continue-without-dead  go on without a dead or hung worker rank and\n"              \
+    "                            report its lost events (default: end the run)\n"
+
+/* Consumes an MPI option at argv[*i] (advancing *i past its value): 1 if it
+ * was one, 0 if not, -1 on a bad value (message printed). */
+int cli_mpi_option(int argc, char **argv, int *i, weir_mpi_opts *o);
+
+/* An event source opened on rank 0 only. report() prints what the source
+ * has to say and returns nonzero if something was dropped or malformed. */
+typedef struct {
+    int (*open)(void *ud, weir_source *src, char *err, size_t errlen);
+    int (*report)(void *ud, FILE *f);
+    void (*close)(void *ud);
+    void *ud;
+} cli_source;
+
+/* Runs cfg on the MPI ranks; every rank calls it. Returns the exit code. */
+int cli_run_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo, cli_source *src,
+                int *argc, char ***argv, int quiet);
+
 #endif

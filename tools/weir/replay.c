@@ -53,7 +53,10 @@ static void replay_help(FILE *f)
            "      --output-dir DIR     where the reducer writes (default: as the data says)\n"
            "      --progress / --no-progress   force the progress bar on or off\n"
            "      --quiet              no stats table\n"
-           "      --port N, --keep-alive  HTTP control plane (not in this build yet)\n");
+           "      --port N, --keep-alive  HTTP control plane (not in this build yet)\n\n"
+           "Under mpirun (-n N, N >= 3) the roles run on ranks: rank 0 reads the files,\n"
+           "ranks 1..N-2 are workers, rank N-1 is the reducer.\n%s",
+           CLI_MPI_HELP);
 }
 
 static void draw_progress(weir_engine *e, weir_source *src, int final)
@@ -76,63 +79,37 @@ static void draw_progress(weir_engine *e, weir_source *src, int final)
     fflush(stderr);
 }
 
-/* The MPI path: every rank runs this; rank 0 reads the files and reports. */
-static int replay_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo, const char **files,
-                      size_t nfiles, int drain, int *argc, char ***argv, int quiet)
+/* The replay as a cli_source for the shared MPI runner. */
+typedef struct {
+    const char **files;
+    size_t nfiles;
+    int drain;
+    weir_replay *rp;
+} replay_src;
+
+static int rs_open(void *ud, weir_source *src, char *err, size_t errlen)
 {
-    char err[1024] = "";
-    int rank = 0, size = 0, rc = 1;
-    weir_replay *rp = NULL;
-    if (weir_mpi_init(argc, argv, &rank, &size, err, sizeof err)) {
-        fprintf(stderr, "weir replay: %s\n", err);
-        return 1;
-    }
-    weir_source src = {0};
-    if (rank == 0) {
-        if (weir_replay_open(files, nfiles, drain, &rp, err, sizeof err)) {
-            fprintf(stderr, "weir replay: %s\n", err);
-            weir_mpi_abort(1);
-        }
-        src = weir_replay_source(rp);
-        WEIR_LOGI("replay",
-                  "MPI: %d ranks: rank 0 source, ranks 1..%d workers (%d thread(s) "
-                  "each), rank %d reducer; distribution %s",
-                  size, size - 2, mo->threads_per_rank, size - 1, weir_dist_name(cfg->dist));
-    }
-    weir_stats st;
-    uint64_t lost = 0;
-    int run = weir_mpi_run(cfg, mo, rank == 0 ? &src : NULL, &st, &lost, err, sizeof err);
-    if (rank == 0) {
-        if (!quiet) {
-            fprintf(stderr, "weir replay: %" PRIu64 " events from %zu file(s) on %d ranks\n",
-                    weir_replay_delivered(rp), nfiles, size);
-            weir_stats_print(&st, stderr);
-        }
-        weir_replay_report(rp, stderr);
-        if (run && run != WEIR_ECLOSED) {
-            fprintf(stderr, "weir replay: FAILED: %s\n", err);
-            rc = 1;
-        } else if (run || lost || weir_replay_error(rp, NULL) || weir_replay_leftover(rp) ||
-                   weir_replay_duplicates(rp) || st.workers_total.rejected || st.reducer.rejected) {
-            fprintf(stderr, "weir replay: finished with problems (see above)\n");
-            rc = 3;
-        } else {
-            rc = 0;
-        }
-    } else {
-        if (run) fprintf(stderr, "weir replay (rank %d): FAILED: %s\n", rank, err);
-        rc = run ? 1 : 0;
-    }
-    if (rank == 0 && (lost || run == WEIR_ECLOSED)) {
-        /* A worker rank is stuck: MPI_Finalize would wait for it forever.
-         * The capture stays mapped: sends to the stuck rank may still point
-         * into it. */
-        fprintf(stderr, "weir replay: ending the job (a worker rank did not finish)\n");
-        weir_mpi_abort(rc ? rc : 3);
-    }
-    weir_replay_close(rp);
-    weir_mpi_finalize();
+    replay_src *r = ud;
+    int rc = weir_replay_open(r->files, r->nfiles, r->drain, &r->rp, err, errlen);
+    if (!rc) *src = weir_replay_source(r->rp);
     return rc;
+}
+
+static int rs_report(void *ud, FILE *f)
+{
+    replay_src *r = ud;
+    fprintf(f, "weir replay: %" PRIu64 " events from %zu file(s)\n",
+            weir_replay_delivered(r->rp), r->nfiles);
+    weir_replay_report(r->rp, f);
+    return weir_replay_error(r->rp, NULL) || weir_replay_leftover(r->rp) ||
+           weir_replay_duplicates(r->rp);
+}
+
+static void rs_close(void *ud)
+{
+    replay_src *r = ud;
+    weir_replay_close(r->rp);
+    r->rp = NULL;
 }
 
 int cmd_replay(int argc, char **argv)
@@ -141,9 +118,9 @@ int cmd_replay(int argc, char **argv)
     const char **files = calloc((size_t)argc, sizeof *files);
     const char **sets = calloc((size_t)argc, sizeof *sets);
     size_t nfiles = 0, nsets = 0;
-    uint64_t nworkers = 2, depth = 8, group = 1, tpr = 1, window = 4;
-    double rank_timeout = 30;
-    int cont = 0;
+    uint64_t nworkers = 2, depth = 8, group = 1;
+    weir_mpi_opts mo = CLI_MPI_DEFAULTS;
+    int mrc;
     int dist = WEIR_DIST_PULL;
     int drain = 0, progress = isatty(2), quiet = 0, rc = 2;
     weir_plugin_handle *wh = NULL, *rh = NULL;
@@ -191,18 +168,8 @@ int cmd_replay(int argc, char **argv)
             }
         } else if (!strcmp(a, "--affinity-group")) {
             NEEDV if (cli_parse_u64(a, v, &group) || group < 1) goto out;
-        } else if (!strcmp(a, "--threads-per-rank")) {
-            NEEDV if (cli_parse_u64(a, v, &tpr) || tpr < 1 || tpr > 256) goto out;
-        } else if (!strcmp(a, "--window")) {
-            NEEDV if (cli_parse_u64(a, v, &window) || window < 1 || window > 4096) goto out;
-        } else if (!strcmp(a, "--rank-timeout")) {
-            NEEDV if (sscanf(v, "%lf", &rank_timeout) != 1 || rank_timeout <= 0)
-            {
-                fprintf(stderr, "weir replay: --rank-timeout expects seconds > 0\n");
-                goto out;
-            }
-        } else if (!strcmp(a, "--continue-without-dead")) {
-            cont = 1;
+        } else if ((mrc = cli_mpi_option(argc, argv, &i, &mo)) != 0) {
+            if (mrc < 0) goto out;
         } else if (!strcmp(a, "--drain")) {
             drain = 1;
         } else if (!strcmp(a, "--progress")) {
@@ -278,11 +245,9 @@ int cmd_replay(int argc, char **argv)
         .output_dir = outdir,
     };
     if (weir_mpi_launched()) {
-        weir_mpi_opts mo = {.threads_per_rank = (int)tpr,
-                            .rank_timeout_s = rank_timeout,
-                            .continue_without = cont,
-                            .window = (int)window};
-        rc = replay_mpi(&cfg, &mo, files, nfiles, drain, &argc, &argv, quiet);
+        replay_src rsrc = {files, nfiles, drain, NULL};
+        cli_source cs = {rs_open, rs_report, rs_close, &rsrc};
+        rc = cli_run_mpi(&cfg, &mo, &cs, &argc, &argv, quiet);
         goto out;
     }
     if (weir_engine_new(&cfg, &eng, err, sizeof err)) {

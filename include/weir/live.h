@@ -1,0 +1,49 @@
+/* weir/live.h — live streams as an event source (ZeroMQ).
+ *
+ * Each configured stream is a ZeroMQ socket (PULL or SUB; connect or bind)
+ * carrying one protocol; this build speaks STINS. Per stream the acquisition
+ * follows dranspose's ingester state machine: messages before the series
+ * start (STINS "header") are discarded and counted; the header of every
+ * stream forms event 0; after it, the k-th data message of every stream
+ * forms event k (streams are joined by position, as dranspose's ingesters
+ * do); the series end of every stream forms the last event and ends the
+ * acquisition. Malformed messages are counted with the reason and skipped.
+ *
+ * Messages are zero-copy: each ZeroMQ frame becomes a weir_buf that closes
+ * the zmq_msg_t when its last reference goes. The receive high-water mark is
+ * small, so a slow pipeline pushes back on a PUSH sender (it blocks) and a
+ * PUB sender drops at its HWM, as the protocols define. */
+#ifndef WEIR_LIVE_H
+#define WEIR_LIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "weir/engine.h"
+
+typedef struct {
+    const char *name;     /* stream name, e.g. "xrd" */
+    const char *protocol; /* "stins" */
+    const char *endpoint; /* e.g. "tcp://127.0.0.1:9999" */
+    int sub;              /* 1: SUB (subscribes to everything), 0: PULL */
+    int bind;             /* 1: bind, 0: connect */
+} weir_stream_cfg;
+
+typedef struct weir_live weir_live;
+
+int weir_live_open(const weir_stream_cfg *streams, size_t n, int rcvhwm, weir_live **out,
+                   char *err, size_t errlen);
+/* The source for one acquisition; it ends after the series end. Call again
+ * for the next acquisition (continuous mode). */
+weir_source weir_live_source(weir_live *l);
+/* 1 once weir_live_stop was called. */
+int weir_live_stopped(const weir_live *l);
+/* Makes a waiting source end (safe from a signal handler). */
+void weir_live_stop(weir_live *l);
+/* Messages received, discarded before a header, malformed, per stream. */
+void weir_live_report(const weir_live *l, FILE *f);
+uint64_t weir_live_rejected(const weir_live *l);
+void weir_live_close(weir_live *l);
+
+#endif
