@@ -32,8 +32,8 @@ typedef struct {
 
 typedef struct weir_live weir_live;
 
-int weir_live_open(const weir_stream_cfg *streams, size_t n, int rcvhwm, weir_live **out,
-                   char *err, size_t errlen);
+int weir_live_open(const weir_stream_cfg *streams, size_t n, int rcvhwm, weir_live **out, char *err,
+                   size_t errlen);
 /* The source for one acquisition; it ends after the series end. Call again
  * for the next acquisition (continuous mode). */
 weir_source weir_live_source(weir_live *l);

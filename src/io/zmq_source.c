@@ -59,8 +59,10 @@ int weir_live_open(const weir_stream_cfg *cfg, size_t n, int rcvhwm, weir_live *
         stream *s = &l->s[i];
         if (!cfg[i].name || !cfg[i].endpoint || !cfg[i].protocol ||
             strcmp(cfg[i].protocol, "stins") != 0) {
-            snprintf(err, errlen, "stream %zu: need name, endpoint and protocol \"stins\" (the "
-                     "only live protocol in this build)", i);
+            snprintf(err, errlen,
+                     "stream %zu: need name, endpoint and protocol \"stins\" (the "
+                     "only live protocol in this build)",
+                     i);
             rc = WEIR_EUNSUPPORTED;
             goto fail;
         }
@@ -141,8 +143,8 @@ static int next_packet(weir_live *l, stream *s, weir_msg *m, weir_stins_kind *ki
         if (rc) {
             s->malformed++;
             snprintf(s->last_error, sizeof s->last_error, "%s", err);
-            WEIR_LOGW(COMP, "stream '%s': message %" PRIu64 " rejected: %s", s->name,
-                      s->received, err);
+            WEIR_LOGW(COMP, "stream '%s': message %" PRIu64 " rejected: %s", s->name, s->received,
+                      err);
             weir_msg_clear(m);
             continue;
         }
@@ -235,8 +237,9 @@ void weir_live_report(const weir_live *l, FILE *f)
 {
     for (size_t i = 0; i < l->n; i++) {
         const stream *s = &l->s[i];
-        fprintf(f, "  stream %-12s %" PRIu64 " messages, %" PRIu64 " bytes, %" PRIu64
-                   " discarded before a header, %" PRIu64 " malformed%s%s\n",
+        fprintf(f,
+                "  stream %-12s %" PRIu64 " messages, %" PRIu64 " bytes, %" PRIu64
+                " discarded before a header, %" PRIu64 " malformed%s%s\n",
                 s->name, s->received, s->bytes, s->discarded, s->malformed,
                 s->malformed ? " (last: " : "", s->malformed ? s->last_error : "");
         if (s->malformed) fprintf(f, ")\n");

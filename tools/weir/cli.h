@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+int cmd_run(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
@@ -18,13 +19,16 @@ int cli_parse_u64(const char *opt, const char *s, uint64_t *out);
 #include "weir/mpi.h"
 #include <stdio.h>
 
-#define CLI_MPI_DEFAULTS {.threads_per_rank = 1, .rank_timeout_s = 30, .window = 4}
-#define CLI_MPI_HELP                                                                              \
-    "MPI options:\n"                                                                              \
-    "      --threads-per-rank T  worker threads on each worker rank (default 1)\n"               \
-    "      --window N            events in flight per worker thread (default 4)\n"               \
-    "      --rank-timeout S      a worker rank silent or stuck this long is dead (default 30)\n" \
-    "      --continue-without-dead  go on without a dead or hung worker rank and\n"              \
+#define CLI_MPI_DEFAULTS                                                                           \
+    {                                                                                              \
+        .threads_per_rank = 1, .rank_timeout_s = 30, .window = 4                                   \
+    }
+#define CLI_MPI_HELP                                                                               \
+    "MPI options:\n"                                                                               \
+    "      --threads-per-rank T  worker threads on each worker rank (default 1)\n"                 \
+    "      --window N            events in flight per worker thread (default 4)\n"                 \
+    "      --rank-timeout S      a worker rank silent or stuck this long is dead (default 30)\n"   \
+    "      --continue-without-dead  go on without a dead or hung worker rank and\n"                \
     "                            report its lost events (default: end the run)\n"
 
 /* Consumes an MPI option at argv[*i] (advancing *i past its value): 1 if it
@@ -41,7 +45,7 @@ typedef struct {
 } cli_source;
 
 /* Runs cfg on the MPI ranks; every rank calls it. Returns the exit code. */
-int cli_run_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo, cli_source *src,
-                int *argc, char ***argv, int quiet);
+int cli_run_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo, cli_source *src, int *argc,
+                char ***argv, int quiet);
 
 #endif

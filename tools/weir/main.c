@@ -16,6 +16,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *summary;
 } verbs[] = {
+    {"run", cmd_run, "run a live pipeline from a JSON config (ZeroMQ streams)"},
     {"replay", cmd_replay, "replay ingester dumps through worker and reducer plug-ins"},
     {"inspect", cmd_inspect, "summarise a capture; export a decoded frame as .npy"},
     {"synth", cmd_synth, "write a synthetic STINS capture (fixed seed)"},

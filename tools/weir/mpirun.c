@@ -36,13 +36,15 @@ int cli_mpi_option(int argc, char **argv, int *i, weir_mpi_opts *o)
         fprintf(stderr, "weir: %s expects 1..4096\n", a);
         return -1;
     }
-    if (!strcmp(a, "--window")) o->window = (int)u;
-    else o->threads_per_rank = (int)u;
+    if (!strcmp(a, "--window"))
+        o->window = (int)u;
+    else
+        o->threads_per_rank = (int)u;
     return 1;
 }
 
-int cli_run_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo, cli_source *cs,
-                int *argc, char ***argv, int quiet)
+int cli_run_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo, cli_source *cs, int *argc,
+                char ***argv, int quiet)
 {
     char err[1024] = "";
     int rank = 0, size = 0, rc = 1;

@@ -35,28 +35,29 @@ bad:
 static void replay_help(FILE *f)
 {
     fprintf(
-        f, "usage: weir replay -w WORKER.so[:symbol] -r REDUCER.so[:symbol] -f FILE [FILE ...]\n"
-           "                   [-p PARAMS] [--nworkers N] [options]\n\n"
-           "Replays dranspose ingester dumps (.cbors, .cbors.gz) through a worker and a\n"
-           "reducer plug-in. Several files are merged by event number; the first event is\n"
-           "broadcast to every worker, every other event goes to one worker.\n\n"
-           "  -w, --workerclass SPEC   worker plug-in: path.so or path.so:symbol\n"
-           "  -r, --reducerclass SPEC  reducer plug-in\n"
-           "  -f, --files FILE...      ingester dumps (all arguments up to the next option)\n"
-           "  -p, --parameters FILE    dranspose parameter file: JSON [{\"name\":..,\"data\":..}]\n"
-           "                           or its CBOR form\n"
-           "      --param NAME=VALUE   set one parameter (repeatable; after -p)\n"
-           "      --nworkers N         worker threads (default 2, as dranspose)\n"
-           "      --queue-depth N      events queued per worker (default 8)\n"
-           "      --drain              also replay events left in longer files after the\n"
-           "                           first file ends (dranspose stops there)\n"
-           "      --output-dir DIR     where the reducer writes (default: as the data says)\n"
-           "      --progress / --no-progress   force the progress bar on or off\n"
-           "      --quiet              no stats table\n"
-           "      --port N, --keep-alive  HTTP control plane (not in this build yet)\n\n"
-           "Under mpirun (-n N, N >= 3) the roles run on ranks: rank 0 reads the files,\n"
-           "ranks 1..N-2 are workers, rank N-1 is the reducer.\n%s",
-           CLI_MPI_HELP);
+        f,
+        "usage: weir replay -w WORKER.so[:symbol] -r REDUCER.so[:symbol] -f FILE [FILE ...]\n"
+        "                   [-p PARAMS] [--nworkers N] [options]\n\n"
+        "Replays dranspose ingester dumps (.cbors, .cbors.gz) through a worker and a\n"
+        "reducer plug-in. Several files are merged by event number; the first event is\n"
+        "broadcast to every worker, every other event goes to one worker.\n\n"
+        "  -w, --workerclass SPEC   worker plug-in: path.so or path.so:symbol\n"
+        "  -r, --reducerclass SPEC  reducer plug-in\n"
+        "  -f, --files FILE...      ingester dumps (all arguments up to the next option)\n"
+        "  -p, --parameters FILE    dranspose parameter file: JSON [{\"name\":..,\"data\":..}]\n"
+        "                           or its CBOR form\n"
+        "      --param NAME=VALUE   set one parameter (repeatable; after -p)\n"
+        "      --nworkers N         worker threads (default 2, as dranspose)\n"
+        "      --queue-depth N      events queued per worker (default 8)\n"
+        "      --drain              also replay events left in longer files after the\n"
+        "                           first file ends (dranspose stops there)\n"
+        "      --output-dir DIR     where the reducer writes (default: as the data says)\n"
+        "      --progress / --no-progress   force the progress bar on or off\n"
+        "      --quiet              no stats table\n"
+        "      --port N, --keep-alive  HTTP control plane (not in this build yet)\n\n"
+        "Under mpirun (-n N, N >= 3) the roles run on ranks: rank 0 reads the files,\n"
+        "ranks 1..N-2 are workers, rank N-1 is the reducer.\n%s",
+        CLI_MPI_HELP);
 }
 
 static void draw_progress(weir_engine *e, weir_source *src, int final)
@@ -98,8 +99,8 @@ static int rs_open(void *ud, weir_source *src, char *err, size_t errlen)
 static int rs_report(void *ud, FILE *f)
 {
     replay_src *r = ud;
-    fprintf(f, "weir replay: %" PRIu64 " events from %zu file(s)\n",
-            weir_replay_delivered(r->rp), r->nfiles);
+    fprintf(f, "weir replay: %" PRIu64 " events from %zu file(s)\n", weir_replay_delivered(r->rp),
+            r->nfiles);
     weir_replay_report(r->rp, f);
     return weir_replay_error(r->rp, NULL) || weir_replay_leftover(r->rp) ||
            weir_replay_duplicates(r->rp);

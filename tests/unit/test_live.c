@@ -1,0 +1,113 @@
+/* test_live.c — `weir run` on live STINS over ZeroMQ, fed by an independent
+ * sender written in Python with Debian's python3-zmq
+ * (tests/tools/stins_sender.py), threaded and on MPI ranks.
+ *
+ * The sender's pixel (i, j) of frame f is (7i + 3j + 5f) mod 23; the test
+ * computes the expected ROI means from that formula and compares them with
+ * the `reduced` dataset the tutorial reducer wrote. The message the sender
+ * puts before the series start must be discarded and counted. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "testutil.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FRAMES 40
+#define H 16
+#define W 12
+
+static double expected_mean(int f, int till_x, int from_y)
+{
+    double s = 0;
+    int n = 0;
+    for (int i = 0; i < till_x && i < H; i++)
+        for (int j = from_y; j < W; j++, n++)
+            s += (7 * i + 3 * j + 5 * f) % 23;
+    return s / n;
+}
+
+static void write_config(const char *dir, int port)
+{
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg,
+             "{\"streams\": [{\"name\": \"det\", \"protocol\": \"stins\", \"endpoint\": "
+             "\"tcp://127.0.0.1:%d\", \"socket\": \"pull\", \"bind\": true}],\n"
+             " \"worker\": \"%s\", \"reducer\": \"%s\", \"nworkers\": 2, \"output_dir\": \"out\",\n"
+             " \"parameters\": {\"till_x\": \"5\", \"from_y\": \"4\"}}\n",
+             port, tu_build("examples/roi_mean_worker.so"),
+             tu_build("examples/tutorial_reducer.so"));
+    tu_write(dir, "cfg.json", cfg);
+}
+
+static void check_output(const char *dir)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/out/scan_processed.h5", dir);
+    hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) fail_msg("no output %s", p);
+    hid_t d = H5Dopen2(f, "reduced", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    hsize_t n = 0;
+    H5Sget_simple_extent_dims(sp, &n, NULL);
+    assert_int_equal(n, FRAMES + 1); /* header event 0, images 1..FRAMES */
+    double v[FRAMES + 1];
+    H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+    assert_true(isnan(v[0]));
+    for (int ev = 1; ev <= FRAMES; ev++)
+        assert_float_equal(v[ev], expected_mean(ev - 1, 5, 4), 1e-5);
+}
+
+static void test_python_sender_threaded(void **state)
+{
+    const char *dir = tu_tmpdir("live-thr");
+    int port = 20000 + (int)(getpid() % 20000);
+    write_config(dir, port);
+    int rc = tu_run(dir,
+                    "(timeout 60 %s run cfg.json & pid=$!; /usr/bin/python3 %s/tests/tools/"
+                    "stins_sender.py tcp://127.0.0.1:%d %d %d %d; wait $pid)",
+                    tu_build("weir"), WEIR_SOURCE_DIR, port, FRAMES, H, W);
+    char *o = tu_output();
+    if (rc != 0) fail_msg("weir run exited %d:\n%s", rc, o);
+    assert_non_null(strstr(o, "1 discarded before a header"));
+    assert_non_null(strstr(o, "0 malformed"));
+    free(o);
+    check_output(dir);
+}
+
+static void test_python_sender_mpi(void **state)
+{
+    const char *dir = tu_tmpdir("live-mpi");
+    int port = 20001 + (int)(getpid() % 20000);
+    write_config(dir, port);
+    int rc = tu_run(dir,
+                    "(env ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 timeout 60 mpirun "
+                    "--oversubscribe %s -n 4 %s run cfg.json & pid=$!; /usr/bin/python3 "
+                    "%s/tests/tools/stins_sender.py tcp://127.0.0.1:%d %d %d %d; wait $pid)",
+                    getuid() == 0 ? "--allow-run-as-root" : "", tu_build("weir"), WEIR_SOURCE_DIR,
+                    port, FRAMES, H, W);
+    char *o = tu_output();
+    if (rc != 0) fail_msg("mpirun weir run exited %d:\n%s", rc, o);
+    free(o);
+    check_output(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_python_sender_threaded),
+        cmocka_unit_test(test_python_sender_mpi),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,281 @@
+/* run.c — `weir run CONFIG`: a live pipeline from a JSON config.
+ *
+ * The config names the streams (protocol, endpoint, socket type), the worker
+ * and reducer plug-ins, the worker count, the distribution mode and the
+ * parameters. The run lasts one acquisition (from the series start to its
+ * end) or, with --continuous, scan after scan with finish() after each,
+ * until SIGINT/SIGTERM. Under mpirun the same config runs on ranks.
+ *
+ * {"streams": [{"name": "xrd", "protocol": "stins",
+ *               "endpoint": "tcp://127.0.0.1:9999", "socket": "pull", "bind": true}],
+ *  "worker": "build/examples/roi_mean_worker.so",
+ *  "reducer": "build/examples/tutorial_reducer.so",
+ *  "nworkers": 2, "dist": "pull", "output_dir": "out", "rcvhwm": 16,
+ *  "parameters": {"till_x": "3", "from_y": "7"}} */
+#include "cli.h"
+
+#include "weir/engine.h"
+#include "weir/error.h"
+#include "weir/live.h"
+#include "weir/log.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The live source a signal handler may stop. A signal handler cannot be
+ * handed a context, so this one pointer is process state. */
+static weir_live *volatile g_live;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (g_live) weir_live_stop(g_live);
+}
+
+static void run_help(FILE *f)
+{
+    fprintf(f,
+            "usage: weir run CONFIG.json [--continuous] [--quiet] [MPI options]\n\n"
+            "Runs a live pipeline: streams (ZeroMQ, protocol stins, socket pull or sub,\n"
+            "bind or connect) into the worker and reducer plug-ins named in the config.\n"
+            "Ends after the acquisition's series end; --continuous goes on scan after scan\n"
+            "(finish() after each) until Ctrl-C. Config keys: streams [{name, protocol,\n"
+            "endpoint, socket, bind}], worker, reducer, nworkers, dist, affinity_group,\n"
+            "output_dir, rcvhwm, parameters ({name: value} or dranspose's list).\n\n%s",
+            CLI_MPI_HELP);
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int jint(const cJSON *o, const char *k, int def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? (int)v->valuedouble : def;
+}
+
+typedef struct {
+    weir_live *live;
+} live_src;
+
+static int ls_open(void *ud, weir_source *src, char *err, size_t errlen)
+{
+    live_src *l = ud;
+    *src = weir_live_source(l->live);
+    return WEIR_OK;
+}
+
+static int ls_report(void *ud, FILE *f)
+{
+    live_src *l = ud;
+    weir_live_report(l->live, f);
+    return weir_live_rejected(l->live) != 0;
+}
+
+static void ls_close(void *ud) {}
+
+static int load_params(weir_params *p, const cJSON *j, char *err, size_t errlen)
+{
+    if (!j) return WEIR_OK;
+    if (cJSON_IsArray(j)) {
+        char *text = cJSON_PrintUnformatted(j);
+        int rc = text ? weir_params_load_json(p, text, strlen(text), err, errlen) : WEIR_ENOMEM;
+        free(text);
+        return rc;
+    }
+    if (!cJSON_IsObject(j)) {
+        snprintf(err, errlen, "\"parameters\" must be an object {name: value} or a list");
+        return WEIR_EFORMAT;
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, j)
+    {
+        char num[64];
+        const char *v = it->valuestring;
+        if (cJSON_IsNumber(it)) {
+            snprintf(num, sizeof num, "%.17g", it->valuedouble);
+            v = num;
+        } else if (cJSON_IsBool(it)) {
+            v = cJSON_IsTrue(it) ? "True" : "False";
+        } else if (!cJSON_IsString(it)) {
+            snprintf(err, errlen, "parameter '%s': expected a string, number or bool", it->string);
+            return WEIR_EFORMAT;
+        }
+        int rc = weir_params_set(p, it->string, v, strlen(v), 0, err, errlen);
+        if (rc) return rc;
+    }
+    return WEIR_OK;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    const char *path = NULL;
+    int continuous = 0, quiet = 0, rc = 2, mrc;
+    weir_mpi_opts mo = CLI_MPI_DEFAULTS;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            run_help(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--continuous")) {
+            continuous = 1;
+        } else if (!strcmp(argv[i], "--quiet")) {
+            quiet = 1;
+        } else if ((mrc = cli_mpi_option(argc, argv, &i, &mo)) != 0) {
+            if (mrc < 0) return 2;
+        } else if (argv[i][0] != '-' && !path) {
+            path = argv[i];
+        } else {
+            fprintf(stderr, "weir run: unexpected argument '%s'\n\n", argv[i]);
+            run_help(stderr);
+            return 2;
+        }
+    }
+    if (!path) {
+        run_help(stderr);
+        return 2;
+    }
+    char err[1024] = "";
+    cJSON *cfgj = NULL;
+    weir_stream_cfg *sc = NULL;
+    weir_live *live = NULL;
+    weir_params *params = NULL;
+    weir_plugin_handle *wh = NULL, *rh = NULL;
+    const weir_plugin *wp, *rpl;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "weir run: cannot open %s\n", path);
+        return 1;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fwrite(chunk, 1, got, mem);
+    fclose(f);
+    fclose(mem);
+    cfgj = cJSON_ParseWithLength(text, len);
+    if (!cJSON_IsObject(cfgj)) {
+        const char *at = cJSON_GetErrorPtr();
+        fprintf(stderr, "weir run: %s: not a JSON object (near offset %ld)\n", path,
+                at && text ? (long)(at - text) : -1L);
+        rc = 1;
+        goto out;
+    }
+    rc = 1;
+    const cJSON *streams = cJSON_GetObjectItemCaseSensitive(cfgj, "streams");
+    int ns = cJSON_IsArray(streams) ? cJSON_GetArraySize(streams) : 0;
+    const char *wspec = jstr(cfgj, "worker"), *rspec = jstr(cfgj, "reducer");
+    if (!ns || !wspec || !rspec) {
+        fprintf(stderr,
+                "weir run: %s: needs \"streams\" (a non-empty list), \"worker\" and "
+                "\"reducer\"\n",
+                path);
+        goto out;
+    }
+    sc = calloc((size_t)ns, sizeof *sc);
+    if (!sc) goto out;
+    for (int i = 0; i < ns; i++) {
+        const cJSON *s = cJSON_GetArrayItem(streams, i);
+        const char *sock = jstr(s, "socket");
+        const cJSON *bind = cJSON_GetObjectItemCaseSensitive(s, "bind");
+        sc[i] = (weir_stream_cfg){jstr(s, "name"), jstr(s, "protocol"), jstr(s, "endpoint"),
+                                  sock && !strcmp(sock, "sub"), cJSON_IsTrue(bind)};
+        if (sock && strcmp(sock, "pull") && strcmp(sock, "sub")) {
+            fprintf(stderr, "weir run: stream %d: socket must be \"pull\" or \"sub\"\n", i);
+            goto out;
+        }
+    }
+    if (weir_plugin_load(wspec, WEIR_PLUGIN_WORKER, &wh, &wp, err, sizeof err) ||
+        weir_plugin_load(rspec, WEIR_PLUGIN_REDUCER, &rh, &rpl, err, sizeof err)) {
+        fprintf(stderr, "weir run: %s\n", err);
+        goto out;
+    }
+    params = weir_params_new();
+    if (!params || load_params(params, cJSON_GetObjectItemCaseSensitive(cfgj, "parameters"), err,
+                               sizeof err)) {
+        fprintf(stderr, "weir run: %s: %s\n", path, err);
+        goto out;
+    }
+    const char *dist = jstr(cfgj, "dist");
+    int d = dist ? weir_dist_parse(dist) : WEIR_DIST_PULL;
+    if (d < 0) {
+        fprintf(stderr, "weir run: %s: unknown dist \"%s\"\n", path, dist);
+        goto out;
+    }
+    weir_engine_config cfg = {
+        .worker = wp,
+        .reducer = rpl,
+        .nworkers = jint(cfgj, "nworkers", 2),
+        .dist = (weir_dist_mode)d,
+        .affinity_group = (uint64_t)jint(cfgj, "affinity_group", 1),
+        .params = params,
+        .output_dir = jstr(cfgj, "output_dir"),
+    };
+    /* Under mpirun only rank 0 opens the streams. */
+    int mpi = weir_mpi_launched();
+    const char *rank_env = getenv("OMPI_COMM_WORLD_RANK");
+    if (!mpi || !rank_env || atoi(rank_env) == 0) {
+        if (weir_live_open(sc, (size_t)ns, jint(cfgj, "rcvhwm", 16), &live, err, sizeof err)) {
+            fprintf(stderr, "weir run: %s\n", err);
+            goto out;
+        }
+        g_live = live;
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+    }
+    if (mpi) {
+        live_src ls = {live};
+        cli_source cs = {ls_open, ls_report, ls_close, &ls};
+        rc = cli_run_mpi(&cfg, &mo, &cs, &argc, &argv, quiet);
+        goto out;
+    }
+    int scan = 0;
+    rc = 0;
+    do {
+        weir_engine *eng = NULL;
+        if (weir_engine_new(&cfg, &eng, err, sizeof err)) {
+            fprintf(stderr, "weir run: %s\n", err);
+            rc = 1;
+            break;
+        }
+        WEIR_LOGI("run", "waiting for acquisition %d on %d stream(s)", ++scan, ns);
+        weir_engine_start(eng, weir_live_source(live));
+        weir_engine_wait(eng, -1);
+        weir_stats st;
+        weir_engine_stats(eng, &st);
+        weir_engine_free(eng);
+        if (st.source.events_in == 0) break; /* stopped while waiting */
+        if (!quiet) {
+            fprintf(stderr, "weir run: acquisition %d: %" PRIu64 " events\n", scan,
+                    st.source.events_in);
+            weir_stats_print(&st, stderr);
+        }
+        if (st.error) {
+            fprintf(stderr, "weir run: FAILED: %s\n", st.error_text);
+            rc = 1;
+            break;
+        }
+        if (st.workers_total.rejected || st.reducer.rejected) rc = 3;
+    } while (continuous && !weir_live_stopped(live));
+    weir_live_report(live, stderr);
+    if (!rc && weir_live_rejected(live)) rc = 3;
+out:
+    g_live = NULL;
+    weir_live_close(live);
+    weir_params_free(params);
+    weir_plugin_unload(wh);
+    weir_plugin_unload(rh);
+    free(sc);
+    cJSON_Delete(cfgj);
+    free(text);
+    return rc;
+}
