@@ -4,10 +4,11 @@
  * carrying one protocol; this build speaks STINS. Per stream the acquisition
  * follows dranspose's ingester state machine: messages before the series
  * start (STINS "header") are discarded and counted; the header of every
- * stream forms event 0; after it, the k-th data message of every stream
- * forms event k (streams are joined by position, as dranspose's ingesters
- * do); the series end of every stream forms the last event and ends the
- * acquisition. Malformed messages are counted with the reason and skipped.
+ * stream forms event 0; image frame f of every stream forms event f + 1
+ * (streams are joined by frame number, so gaps, duplicates and reordering
+ * are seen and counted — dranspose joins by position and cannot); the
+ * series end of every stream forms the last event and ends the acquisition.
+ * Malformed messages are counted with the reason and skipped.
  *
  * Messages are zero-copy: each ZeroMQ frame becomes a weir_buf that closes
  * the zmq_msg_t when its last reference goes. The receive high-water mark is
@@ -34,6 +35,12 @@ typedef struct weir_live weir_live;
 
 int weir_live_open(const weir_stream_cfg *streams, size_t n, int rcvhwm, weir_live **out, char *err,
                    size_t errlen);
+/* Event building by frame number: image frame f of every stream forms event
+ * f + 1. A frame that is missing while later ones arrived is waited for
+ * reorder_ms (default 1000), then counted missing; partial != 0 emits events
+ * with the streams that have the frame, otherwise such events are dropped
+ * and counted. Duplicates (a frame seen before) are dropped and counted. */
+void weir_live_set_policy(weir_live *l, int partial, int reorder_ms);
 /* The source for one acquisition; it ends after the series end. Call again
  * for the next acquisition (continuous mode). */
 weir_source weir_live_source(weir_live *l);

@@ -16,15 +16,28 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #define COMP "live"
+
+#define MAX_AHEAD 256 /* frames held per stream while waiting for an earlier one */
+
+typedef struct {
+    int64_t frame;
+    weir_msg msg;
+} held;
 
 typedef struct {
     char *name;
     void *sock;
     int started, ended;
+    held ahead[MAX_AHEAD]; /* frames that came before the one expected */
+    int nahead;
+    int64_t max_seen;
+    weir_msg end_msg; /* the series_end, kept for the last event */
     uint64_t received, discarded, malformed, bytes;
+    uint64_t gaps, duplicates, reordered, late_headers;
     char last_error[200];
 } stream;
 
@@ -34,7 +47,11 @@ struct weir_live {
     size_t n;
     volatile sig_atomic_t stop;
     uint64_t next_event;
-    int in_acq;
+    int64_t expect; /* next image frame number */
+    int in_acq, in_series;
+    int partial;    /* emit events with the streams that have the frame */
+    int reorder_ms; /* how long a missing frame is waited for once later ones came */
+    uint64_t dropped_events, partial_events;
 };
 
 static void release_zmsg(void *opaque, void *data, size_t size)
@@ -83,6 +100,7 @@ int weir_live_open(const weir_stream_cfg *cfg, size_t n, int rcvhwm, weir_live *
             goto fail;
         }
     }
+    l->reorder_ms = 1000;
     *out = l;
     return WEIR_OK;
 fail:
@@ -91,13 +109,28 @@ fail:
     return rc;
 }
 
-/* Receives one multipart message from s into m; 1 when stopped. */
-static int recv_multipart(weir_live *l, stream *s, weir_msg *m)
+static double now_s(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Receives one multipart message from s into m: 0, 1 when stopped, 2 when
+ * timeout_ms (>= 0) passed with nothing to read. */
+static int recv_multipart(weir_live *l, stream *s, weir_msg *m, int timeout_ms)
+{
+    double deadline = now_s() + timeout_ms / 1000.0;
     for (;;) {
         if (l->stop) return 1;
+        int slice = 200;
+        if (timeout_ms >= 0) {
+            double left = deadline - now_s();
+            if (left <= 0) return 2;
+            if (left * 1000 < slice) slice = (int)(left * 1000) + 1;
+        }
         zmq_pollitem_t it = {s->sock, 0, ZMQ_POLLIN, 0};
-        int r = zmq_poll(&it, 1, 200);
+        int r = zmq_poll(&it, 1, slice);
         if (r < 0 && zmq_errno() != EINTR) return WEIR_EIO;
         if (r > 0) break;
     }
@@ -126,13 +159,15 @@ static int recv_multipart(weir_live *l, stream *s, weir_msg *m)
     return WEIR_OK;
 }
 
-/* The next STINS message of s that fits the state: before the start only a
- * header is taken. Returns its kind in *kind. */
-static int next_packet(weir_live *l, stream *s, weir_msg *m, weir_stins_kind *kind)
+/* Reads one STINS message of s (timeout as recv_multipart); classifies it.
+ * Malformed messages are counted and skipped; before the series start only
+ * a header is taken. */
+static int read_packet(weir_live *l, stream *s, weir_msg *m, weir_stins_kind *kind, int64_t *frame,
+                       int timeout_ms)
 {
     for (;;) {
         weir_msg_init(m);
-        int rc = recv_multipart(l, s, m);
+        int rc = recv_multipart(l, s, m, timeout_ms);
         if (rc) {
             weir_msg_clear(m);
             return rc;
@@ -149,6 +184,7 @@ static int next_packet(weir_live *l, stream *s, weir_msg *m, weir_stins_kind *ki
             continue;
         }
         *kind = p.kind;
+        *frame = p.frame;
         weir_stins_clear(&p);
         if (!s->started && *kind != WEIR_STINS_HEADER) {
             s->discarded++;
@@ -159,53 +195,196 @@ static int next_packet(weir_live *l, stream *s, weir_msg *m, weir_stins_kind *ki
     }
 }
 
+static int find_ahead(stream *s, int64_t f)
+{
+    for (int i = 0; i < s->nahead; i++)
+        if (s->ahead[i].frame == f) return i;
+    return -1;
+}
+
+static void take_ahead(stream *s, int i, weir_msg *out)
+{
+    *out = s->ahead[i].msg;
+    s->ahead[i] = s->ahead[--s->nahead];
+}
+
+/* Makes frame `e` of s available in its ahead list if it comes: reads until
+ * it arrives, the series ends, or (once a later frame showed that e is late)
+ * the reorder wait runs out. 1 when stopped. */
+static int fill_stream(weir_live *l, stream *s, int64_t e)
+{
+    double late_since = 0;
+    while (!s->ended && find_ahead(s, e) < 0) {
+        int timeout = -1;
+        if (s->max_seen > e) { /* a later frame is here: e is late or lost */
+            if (!late_since) late_since = now_s();
+            timeout = l->reorder_ms - (int)((now_s() - late_since) * 1000);
+            if (timeout <= 0) return 0;
+        }
+        weir_msg m;
+        weir_stins_kind kind;
+        int64_t f = -1;
+        int rc = read_packet(l, s, &m, &kind, &f, timeout);
+        if (rc == 2) return 0;
+        if (rc) return rc;
+        if (kind == WEIR_STINS_HEADER) {
+            s->late_headers++;
+            WEIR_LOGW(COMP, "stream '%s': a header in the middle of a series, ignored", s->name);
+            weir_msg_clear(&m);
+        } else if (kind == WEIR_STINS_SERIES_END) {
+            s->ended = 1;
+            s->end_msg = m;
+        } else if (f < e || find_ahead(s, f) >= 0) {
+            s->duplicates++;
+            WEIR_LOGW(COMP, "stream '%s': frame %" PRId64 " again: duplicate dropped", s->name, f);
+            weir_msg_clear(&m);
+        } else if (s->nahead == MAX_AHEAD) {
+            s->gaps++;
+            WEIR_LOGW(COMP,
+                      "stream '%s': too many frames ahead of %" PRId64 "; frame %" PRId64
+                      " dropped",
+                      s->name, e, f);
+            weir_msg_clear(&m);
+        } else {
+            if (f > s->max_seen) s->max_seen = f;
+            s->ahead[s->nahead].frame = f;
+            s->ahead[s->nahead++].msg = m;
+        }
+    }
+    return 0;
+}
+
+static int header_event(weir_live *l, weir_event *ev)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        stream *s = &l->s[i];
+        weir_msg m;
+        weir_stins_kind kind;
+        int64_t f;
+        int rc;
+        do {
+            rc = read_packet(l, s, &m, &kind, &f, -1);
+            if (rc) return rc;
+            if (kind != WEIR_STINS_HEADER) weir_msg_clear(&m); /* cannot happen: filtered */
+        } while (kind != WEIR_STINS_HEADER);
+        s->started = 1;
+        s->ended = 0;
+        s->max_seen = -1;
+        rc = weir_event_add_stream(ev, s->name, "STINS", &m);
+        weir_msg_clear(&m);
+        if (rc) return rc;
+    }
+    return WEIR_OK;
+}
+
+static void end_series(weir_live *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        stream *s = &l->s[i];
+        for (int k = 0; k < s->nahead; k++)
+            weir_msg_clear(&s->ahead[k].msg);
+        s->nahead = 0;
+        weir_msg_clear(&s->end_msg);
+        s->started = 0;
+    }
+    l->in_series = 0;
+    l->in_acq = 0;
+}
+
 static int next(void *ud, weir_event **out)
 {
     weir_live *l = ud;
     *out = NULL;
     if (!l->in_acq) return WEIR_OK; /* the acquisition ended */
-    weir_event *ev = weir_event_new(l->next_event);
-    if (!ev) return WEIR_ENOMEM;
-    int ended = 0;
-    for (size_t i = 0; i < l->n; i++) {
-        stream *s = &l->s[i];
-        weir_msg m;
-        weir_stins_kind kind;
-        int rc = next_packet(l, s, &m, &kind);
-        if (rc == 1) { /* stopped: end the acquisition here */
-            weir_event_free(ev);
-            l->in_acq = 0;
+    weir_event *ev = NULL;
+    int rc = WEIR_OK;
+    if (!l->in_series) {
+        ev = weir_event_new(0);
+        if (!ev) return WEIR_ENOMEM;
+        rc = header_event(l, ev);
+        if (rc == 1) goto stopped;
+        if (rc) goto fail;
+        l->in_series = 1;
+        l->expect = 0;
+        l->next_event = 1;
+        *out = ev;
+        return WEIR_OK;
+    }
+    for (;;) {
+        int64_t e = l->expect;
+        size_t have = 0, ended = 0, future = 0;
+        for (size_t i = 0; i < l->n; i++) {
+            stream *s = &l->s[i];
+            rc = fill_stream(l, s, e);
+            if (rc == 1) goto stopped;
+            if (rc) goto fail;
+            if (find_ahead(s, e) >= 0) have++;
+            if (s->ended) ended++;
+            for (int k = 0; k < s->nahead; k++)
+                if (s->ahead[k].frame > e) future = 1;
+        }
+        if (have == 0 && ended == l->n && !future) {
+            /* every stream ended: the series_end event closes the acquisition */
+            ev = weir_event_new(l->next_event++);
+            if (!ev) return WEIR_ENOMEM;
+            for (size_t i = 0; i < l->n && !rc; i++)
+                rc = weir_event_add_stream(ev, l->s[i].name, "STINS", &l->s[i].end_msg);
+            if (rc) goto fail;
+            end_series(l);
+            *out = ev;
             return WEIR_OK;
         }
-        if (rc) {
-            weir_event_free(ev);
-            return rc;
+        l->expect++;
+        if (have < l->n) {
+            for (size_t i = 0; i < l->n; i++)
+                if (find_ahead(&l->s[i], e) < 0) {
+                    l->s[i].gaps++;
+                    WEIR_LOGW(COMP, "stream '%s': frame %" PRId64 " missing", l->s[i].name, e);
+                }
+            if (have == 0 || !l->partial) {
+                l->dropped_events += have > 0;
+                for (size_t i = 0; i < l->n; i++) {
+                    int k = find_ahead(&l->s[i], e);
+                    if (k >= 0) {
+                        weir_msg m;
+                        take_ahead(&l->s[i], k, &m);
+                        weir_msg_clear(&m);
+                    }
+                }
+                continue; /* frame e is incomplete everywhere or we wait for whole events */
+            }
+            l->partial_events++;
         }
-        if (kind == WEIR_STINS_HEADER) {
-            if (s->started && l->next_event)
-                WEIR_LOGW(COMP, "stream '%s': a new header in the middle of a series", s->name);
-            s->started = 1;
+        ev = weir_event_new((uint64_t)e + 1);
+        if (!ev) return WEIR_ENOMEM;
+        for (size_t i = 0; i < l->n && !rc; i++) {
+            stream *s = &l->s[i];
+            int k = find_ahead(s, e);
+            if (k < 0) continue;
+            if (s->max_seen > e) s->reordered++; /* later frames came before this one */
+            weir_msg m;
+            take_ahead(s, k, &m);
+            rc = weir_event_add_stream(ev, s->name, "STINS", &m);
+            weir_msg_clear(&m);
         }
-        if (kind == WEIR_STINS_SERIES_END) {
-            s->started = 0;
-            ended++;
-        }
-        rc = weir_event_add_stream(ev, s->name, "STINS", &m);
-        weir_msg_clear(&m);
-        if (rc) {
-            weir_event_free(ev);
-            return rc;
-        }
+        if (rc) goto fail;
+        l->next_event = (uint64_t)e + 2;
+        *out = ev;
+        return WEIR_OK;
     }
-    if (ended) {
-        if ((size_t)ended != l->n)
-            WEIR_LOGW(COMP, "event %" PRIu64 ": %d of %zu streams ended the series here",
-                      l->next_event, ended, l->n);
-        l->in_acq = 0;
-    }
-    l->next_event++;
-    *out = ev;
+stopped:
+    weir_event_free(ev);
+    l->in_acq = 0;
     return WEIR_OK;
+fail:
+    weir_event_free(ev);
+    return rc;
+}
+
+void weir_live_set_policy(weir_live *l, int partial, int reorder_ms)
+{
+    l->partial = partial;
+    if (reorder_ms >= 0) l->reorder_ms = reorder_ms;
 }
 
 weir_source weir_live_source(weir_live *l)
@@ -227,9 +406,9 @@ void weir_live_stop(weir_live *l)
 
 uint64_t weir_live_rejected(const weir_live *l)
 {
-    uint64_t n = 0;
+    uint64_t n = l->dropped_events;
     for (size_t i = 0; i < l->n; i++)
-        n += l->s[i].malformed;
+        n += l->s[i].malformed + l->s[i].gaps + l->s[i].duplicates + l->s[i].late_headers;
     return n;
 }
 
@@ -239,16 +418,22 @@ void weir_live_report(const weir_live *l, FILE *f)
         const stream *s = &l->s[i];
         fprintf(f,
                 "  stream %-12s %" PRIu64 " messages, %" PRIu64 " bytes, %" PRIu64
-                " discarded before a header, %" PRIu64 " malformed%s%s\n",
-                s->name, s->received, s->bytes, s->discarded, s->malformed,
-                s->malformed ? " (last: " : "", s->malformed ? s->last_error : "");
-        if (s->malformed) fprintf(f, ")\n");
+                " discarded before a header, %" PRIu64 " malformed, %" PRIu64
+                " missing frames, %" PRIu64 " duplicates, %" PRIu64 " out of order, %" PRIu64
+                " stray headers%s\n",
+                s->name, s->received, s->bytes, s->discarded, s->malformed, s->gaps, s->duplicates,
+                s->reordered, s->late_headers, s->started ? " (series not ended)" : "");
+        if (s->malformed) fprintf(f, "    last malformed: %s\n", s->last_error);
     }
+    if (l->dropped_events || l->partial_events)
+        fprintf(f, "  events missing a stream: %" PRIu64 " dropped, %" PRIu64 " emitted partial\n",
+                l->dropped_events, l->partial_events);
 }
 
 void weir_live_close(weir_live *l)
 {
     if (!l) return;
+    if (l->s) end_series(l);
     for (size_t i = 0; l->s && i < l->n; i++) {
         if (l->s[i].sock) zmq_close(l->s[i].sock);
         free(l->s[i].name);

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "testutil.h"
+#include "weir/synth.h"
 
 #include <hdf5.h>
 #include <math.h>
@@ -103,11 +104,105 @@ static void test_python_sender_mpi(void **state)
     check_output(dir);
 }
 
+/* weir sim with a fault on data message 3 (frame 3) into weir run; returns
+ * the output and fills rows[] with the `reduced` values (NAN = no row). */
+static int fault_run(const char *name, const char *fault, char **out, double *rows, int *nrows)
+{
+    const char *dir = tu_tmpdir(name);
+    int port = 21000 + (int)(getpid() % 19000);
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg,
+             "{\"streams\": [{\"name\": \"det\", \"protocol\": \"stins\", \"endpoint\": "
+             "\"tcp://127.0.0.1:%d\", \"socket\": \"pull\", \"bind\": true}],\n"
+             " \"worker\": \"%s\", \"reducer\": \"%s\", \"reorder_ms\": 300,\n"
+             " \"output_dir\": \"out\", \"parameters\": {\"till_x\": \"64\", \"from_y\": \"0\"}}\n",
+             port, tu_build("examples/roi_mean_worker.so"),
+             tu_build("examples/tutorial_reducer.so"));
+    tu_write(dir, "cfg.json", cfg);
+    int rc = tu_run(dir,
+                    "(timeout 60 %s run cfg.json & pid=$!; %s sim stins --endpoint "
+                    "tcp://127.0.0.1:%d --synthetic 12 --shape 32x16 --seed 9 --fault %s; "
+                    "wait $pid)",
+                    tu_build("weir"), tu_build("weir"), port, fault);
+    *out = tu_output();
+    char p[4200];
+    snprintf(p, sizeof p, "%s/out/scan_processed.h5", dir);
+    hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    *nrows = 0;
+    if (f >= 0) {
+        hid_t d = H5Dopen2(f, "reduced", H5P_DEFAULT);
+        hid_t sp = H5Dget_space(d);
+        hsize_t n = 0;
+        H5Sget_simple_extent_dims(sp, &n, NULL);
+        assert_true(n <= 16);
+        H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows);
+        *nrows = (int)n;
+        H5Sclose(sp);
+        H5Dclose(d);
+        H5Fclose(f);
+    }
+    return rc;
+}
+
+/* The whole-frame mean of synthetic frame i (64 rows asked, 32 exist). */
+static double synth_mean(uint64_t i)
+{
+    weir_synth_config c = {
+        .frames = 12, .height = 32, .width = 16, .dtype = WEIR_DT_U16, .seed = 9};
+    uint16_t px[32 * 16];
+    weir_synth_frame(&c, i, px);
+    double s = 0;
+    for (int k = 0; k < 32 * 16; k++)
+        s += px[k];
+    return s / (32 * 16);
+}
+
+static void test_sim_faults_detected(void **state)
+{
+    char *o;
+    double rows[16];
+    int n;
+    /* drop: frame 3 never comes; counted missing; the rest processed */
+    int rc = fault_run("fault-drop", "drop:3", &o, rows, &n);
+    if (rc != 3) fail_msg("drop: exit %d:\n%s", rc, o);
+    assert_non_null(strstr(o, "1 missing frames"));
+    assert_int_equal(n, 13);
+    for (int ev = 1; ev <= 12; ev++)
+        if (ev == 4)
+            assert_true(isnan(rows[ev]));
+        else
+            assert_float_equal(rows[ev], synth_mean((uint64_t)ev - 1), 1e-4);
+    free(o);
+    /* duplicate: dropped and counted; every frame processed once */
+    rc = fault_run("fault-dup", "dup:3", &o, rows, &n);
+    if (rc != 3) fail_msg("dup: exit %d:\n%s", rc, o);
+    assert_non_null(strstr(o, "1 duplicates"));
+    assert_non_null(strstr(o, "0 missing frames"));
+    for (int ev = 1; ev <= 12; ev++)
+        assert_float_equal(rows[ev], synth_mean((uint64_t)ev - 1), 1e-4);
+    free(o);
+    /* reorder: frames 3 and 4 swapped; put back in order, counted, all kept */
+    rc = fault_run("fault-reorder", "reorder:3", &o, rows, &n);
+    if (rc != 0) fail_msg("reorder: exit %d:\n%s", rc, o);
+    assert_non_null(strstr(o, "1 out of order"));
+    for (int ev = 1; ev <= 12; ev++)
+        assert_float_equal(rows[ev], synth_mean((uint64_t)ev - 1), 1e-4);
+    free(o);
+    /* garbage: counted malformed (and its frame missing); the rest processed */
+    rc = fault_run("fault-garbage", "garbage:3", &o, rows, &n);
+    if (rc != 3) fail_msg("garbage: exit %d:\n%s", rc, o);
+    assert_non_null(strstr(o, "1 malformed"));
+    assert_non_null(strstr(o, "1 missing frames"));
+    assert_float_equal(rows[12], synth_mean(11), 1e-4);
+    free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_python_sender_threaded),
         cmocka_unit_test(test_python_sender_mpi),
+        cmocka_unit_test(test_sim_faults_detected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
  *  "worker": "build/examples/roi_mean_worker.so",
  *  "reducer": "build/examples/tutorial_reducer.so",
  *  "nworkers": 2, "dist": "pull", "output_dir": "out", "rcvhwm": 16,
+ *  "partial": false, "reorder_ms": 1000,
  *  "parameters": {"till_x": "3", "from_y": "7"}} */
 #include "cli.h"
 
@@ -228,6 +229,8 @@ int cmd_run(int argc, char **argv)
             fprintf(stderr, "weir run: %s\n", err);
             goto out;
         }
+        const cJSON *pj = cJSON_GetObjectItemCaseSensitive(cfgj, "partial");
+        weir_live_set_policy(live, cJSON_IsTrue(pj), jint(cfgj, "reorder_ms", -1));
         g_live = live;
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);

@@ -1,0 +1,282 @@
+/* sim.c — `weir sim stins`: a STINS sender for tests and for users without
+ * hardware.
+ *
+ * Serves the STINS messages of a capture (one stream of an ingester dump,
+ * or every message of a raw capture) or synthetic frames over ZeroMQ PUSH
+ * or PUB, at a chosen rate, any number of times, and can inject faults into
+ * the data messages on purpose: drop, duplicate, swap with the next
+ * (reorder), replace by garbage, or disconnect in the middle of the scan.
+ * Header and series_end are never faulted, so a receiver can always tell
+ * where a scan starts and (unless disconnected) ends. */
+#include "cli.h"
+
+#include "weir/cbors.h"
+#include "weir/error.h"
+#include "weir/stins.h"
+#include "weir/synth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+typedef struct {
+    weir_msg *m;
+    size_t n, cap;
+} msglist;
+
+static int push(msglist *l, weir_msg *m)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        weir_msg *nm = realloc(l->m, cap * sizeof *nm);
+        if (!nm) return WEIR_ENOMEM;
+        l->m = nm;
+        l->cap = cap;
+    }
+    l->m[l->n++] = *m;
+    weir_msg_init(m);
+    return WEIR_OK;
+}
+
+static void clear(msglist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        weir_msg_clear(&l->m[i]);
+    free(l->m);
+}
+
+static int load_capture(const char *path, const char *stream, msglist *l, char *err, size_t el)
+{
+    weir_cbors_reader *r;
+    int rc = weir_cbors_open(path, &r, err, el);
+    if (rc) return rc;
+    for (;;) {
+        if (weir_cbors_kind_of(r) == WEIR_CBORS_RAW) {
+            weir_msg m;
+            weir_msg_init(&m);
+            int eof = 0;
+            rc = weir_cbors_next_raw(r, &m, &eof);
+            if (rc || eof) break;
+            rc = push(l, &m);
+        } else {
+            weir_event *ev = NULL;
+            rc = weir_cbors_next_event(r, &ev);
+            if (rc || !ev) break;
+            for (size_t i = 0; i < ev->nstreams; i++) {
+                weir_stream_packet *s = &ev->streams[i];
+                if ((stream && !strcmp(s->name, stream)) || (!stream && !strcmp(s->typ, "STINS"))) {
+                    rc = push(l, &s->msg);
+                    break;
+                }
+            }
+            weir_event_free(ev);
+        }
+        if (rc) break;
+    }
+    if (rc) snprintf(err, el, "%s", weir_cbors_error(r));
+    weir_cbors_close(r);
+    return rc;
+}
+
+static int send_msg(void *sock, const weir_msg *m)
+{
+    for (size_t i = 0; i < m->nparts; i++)
+        if (zmq_send(sock, weir_buf_data(m->parts[i]), weir_buf_size(m->parts[i]),
+                     i + 1 < m->nparts ? ZMQ_SNDMORE : 0) < 0)
+            return WEIR_EIO;
+    return WEIR_OK;
+}
+
+static int is_data(const weir_msg *m)
+{
+    weir_stins_packet p;
+    if (weir_stins_parse(m, 0, &p, NULL, 0)) return 0;
+    int d = p.kind == WEIR_STINS_IMAGE;
+    weir_stins_clear(&p);
+    return d;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: weir sim stins --endpoint EP [--bind] [--socket push|pub]\n"
+            "                     (--from CAPTURE [--stream NAME] | --synthetic N [--shape HxW]\n"
+            "                      [--compression none|bslz4] [--seed S])\n"
+            "                     [--rate HZ] [--loop N] [--fault KIND:K ...]\n\n"
+            "Sends STINS scans over ZeroMQ. Faults act on the K-th data message (0-based) of\n"
+            "every scan: drop:K, dup:K (send twice), reorder:K (swap with K+1),\n"
+            "garbage:K (replace by bytes that are not JSON), disconnect:K (close the socket\n"
+            "before it, mid-scan). --loop 0 repeats until killed.\n");
+}
+
+int cmd_sim(int argc, char **argv)
+{
+    const char *ep = NULL, *from = NULL, *stream = NULL, *sockname = "push";
+    int bind = 0;
+    uint64_t synthetic = 0, loops = 1, seed = 1;
+    double rate = 0;
+    size_t h = 64, w = 64;
+    weir_stins_compression comp = WEIR_STINS_COMP_NONE;
+    long fdrop = -1, fdup = -1, freorder = -1, fgarbage = -1, fdisc = -1;
+    if (argc < 2 || strcmp(argv[1], "stins") != 0) {
+        if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+            usage(stdout);
+            return 0;
+        }
+        fprintf(stderr, "weir sim: this build simulates the STINS protocol: weir sim stins ...\n");
+        usage(stderr);
+        return 2;
+    }
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--bind")) {
+            bind = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "weir sim: %s needs a value\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--endpoint"))
+            ep = v;
+        else if (!strcmp(a, "--from"))
+            from = v;
+        else if (!strcmp(a, "--stream"))
+            stream = v;
+        else if (!strcmp(a, "--socket"))
+            sockname = v;
+        else if (!strcmp(a, "--rate"))
+            rate = atof(v);
+        else if (!strcmp(a, "--loop")) {
+            if (cli_parse_u64(a, v, &loops)) return 2;
+        } else if (!strcmp(a, "--synthetic")) {
+            if (cli_parse_u64(a, v, &synthetic)) return 2;
+        } else if (!strcmp(a, "--seed")) {
+            if (cli_parse_u64(a, v, &seed)) return 2;
+        } else if (!strcmp(a, "--shape")) {
+            if (sscanf(v, "%zux%zu", &h, &w) != 2) return 2;
+        } else if (!strcmp(a, "--compression")) {
+            comp = !strcmp(v, "bslz4") ? WEIR_STINS_COMP_BSLZ4 : WEIR_STINS_COMP_NONE;
+        } else if (!strcmp(a, "--fault")) {
+            long k;
+            char kind[32];
+            if (sscanf(v, "%31[a-z]:%ld", kind, &k) != 2 || k < 0) {
+                fprintf(stderr, "weir sim: --fault expects KIND:K, e.g. drop:3\n");
+                return 2;
+            }
+            if (!strcmp(kind, "drop"))
+                fdrop = k;
+            else if (!strcmp(kind, "dup"))
+                fdup = k;
+            else if (!strcmp(kind, "reorder"))
+                freorder = k;
+            else if (!strcmp(kind, "garbage"))
+                fgarbage = k;
+            else if (!strcmp(kind, "disconnect"))
+                fdisc = k;
+            else {
+                fprintf(stderr, "weir sim: unknown fault '%s'\n", kind);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "weir sim: unknown option '%s'\n", a);
+            return 2;
+        }
+    }
+    if (!ep || (!from && !synthetic)) {
+        usage(stderr);
+        return 2;
+    }
+    char err[512];
+    msglist l = {0};
+    if (from) {
+        if (load_capture(from, stream, &l, err, sizeof err)) {
+            fprintf(stderr, "weir sim: %s\n", err);
+            clear(&l);
+            return 1;
+        }
+    } else {
+        weir_synth_config c = {
+            .frames = synthetic, .height = h, .width = w, .dtype = WEIR_DT_U16, .seed = seed};
+        uint16_t *px = malloc(h * w * 2);
+        weir_msg m;
+        weir_msg_init(&m);
+        int rc = px ? weir_stins_encode_header(&m, 0, "sim/scan.h5", NULL) : WEIR_ENOMEM;
+        if (!rc) rc = push(&l, &m);
+        size_t shape[2] = {h, w};
+        for (uint64_t f = 0; !rc && f < synthetic; f++) {
+            weir_synth_frame(&c, f, px);
+            rc = weir_stins_encode_image(&m, (int64_t)f + 1, (int64_t)f,
+                                         (weir_dtype){WEIR_DT_U16, WEIR_LITTLE}, 2, shape, px, comp,
+                                         NULL);
+            if (!rc) rc = push(&l, &m);
+        }
+        if (!rc) rc = weir_stins_encode_series_end(&m, (int64_t)synthetic + 1);
+        if (!rc) rc = push(&l, &m);
+        free(px);
+        if (rc) {
+            clear(&l);
+            return 1;
+        }
+    }
+    void *zctx = zmq_ctx_new();
+    void *sock = zmq_socket(zctx, !strcmp(sockname, "pub") ? ZMQ_PUB : ZMQ_PUSH);
+    int linger = 10000;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    if ((bind ? zmq_bind(sock, ep) : zmq_connect(sock, ep)) != 0) {
+        fprintf(stderr, "weir sim: cannot %s %s: %s\n", bind ? "bind" : "connect to", ep,
+                zmq_strerror(zmq_errno()));
+        zmq_close(sock);
+        zmq_ctx_term(zctx);
+        clear(&l);
+        return 1;
+    }
+    weir_msg garbage;
+    weir_msg_init(&garbage);
+    weir_msg_append(&garbage, weir_buf_copy("\x01\x02not json", 10));
+    uint64_t sent = 0;
+    int rc = 0;
+    for (uint64_t loop = 0; !rc && (loops == 0 || loop < loops); loop++) {
+        long k = -1;
+        for (size_t i = 0; !rc && i < l.n; i++) {
+            const weir_msg *m = &l.m[i];
+            int data = is_data(m);
+            if (data) k++;
+            if (data && k == fdisc) {
+                fprintf(stderr, "weir sim: disconnecting before data message %ld\n", k);
+                goto done;
+            }
+            if (data && k == fdrop) continue;
+            if (data && k == freorder && i + 1 < l.n && is_data(&l.m[i + 1])) {
+                rc = send_msg(sock, &l.m[i + 1]);
+                if (!rc) rc = send_msg(sock, m);
+                i++;
+                k++;
+                sent += 2;
+                continue;
+            }
+            rc = send_msg(sock, data && k == fgarbage ? &garbage : m);
+            if (!rc && data && k == fdup) rc = send_msg(sock, m);
+            sent++;
+            if (rate > 0) {
+                struct timespec ts = {(time_t)(1.0 / rate),
+                                      (long)((1.0 / rate - (double)(time_t)(1.0 / rate)) * 1e9)};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+done:
+    fprintf(stderr, "weir sim: sent %llu messages\n", (unsigned long long)sent);
+    weir_msg_clear(&garbage);
+    zmq_close(sock);
+    zmq_ctx_term(zctx);
+    clear(&l);
+    return rc ? 1 : 0;
+}
