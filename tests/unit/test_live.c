@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "testutil.h"
+#include "weir/cbors.h"
 #include "weir/synth.h"
 
 #include <hdf5.h>
@@ -197,12 +198,101 @@ static void test_sim_faults_detected(void **state)
     free(o);
 }
 
+static void test_record_dump_and_raw(void **state)
+{
+    const char *dir = tu_tmpdir("record");
+    int port = 22000 + (int)(getpid() % 18000);
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg,
+             "{\"streams\": [{\"name\": \"det\", \"protocol\": \"stins\", \"endpoint\": "
+             "\"tcp://127.0.0.1:%d\", \"socket\": \"pull\", \"bind\": true}]}",
+             port);
+    tu_write(dir, "cfg.json", cfg);
+    int rc = tu_run(dir,
+                    "(timeout 60 %s record cfg.json -o rec.cbors & pid=$!; %s sim stins "
+                    "--endpoint tcp://127.0.0.1:%d --synthetic 10 --shape 24x16 --seed 5; "
+                    "wait $pid) && %s synth -o ref.cbors --frames 10 --shape 24x16 --seed 5 "
+                    "--stream det --filename sim/scan.h5",
+                    tu_build("weir"), tu_build("weir"), port, tu_build("weir"));
+    char *o = tu_output();
+    if (rc) fail_msg("record: exit %d:\n%s", rc, o);
+    free(o);
+    /* the recorded events, written again without created_at, are the
+     * reference capture byte for byte (same frames, same numbering) */
+    char p[4200], err[256];
+    snprintf(p, sizeof p, "%s/rec.cbors", dir);
+    weir_cbors_reader *r;
+    assert_int_equal(weir_cbors_open(p, &r, err, sizeof err), 0);
+    size_t rlen;
+    snprintf(p, sizeof p, "%s/ref.cbors", dir);
+    uint8_t *ref = tu_read_file(p, &rlen);
+    size_t off = 0;
+    int events = 0;
+    weir_event *ev;
+    while (weir_cbors_next_event(r, &ev) == 0 && ev) {
+        assert_non_null(ev->created_at); /* recorded with its time, as dranspose does */
+        assert_int_equal(strlen(ev->created_at) >= 20, 1);
+        assert_int_equal(ev->created_at[strlen(ev->created_at) - 1], 'Z');
+        uint8_t *enc;
+        size_t len;
+        assert_int_equal(weir_cbors_encode_event(ev, NULL, &enc, &len), 0);
+        assert_true(off + len <= rlen);
+        assert_memory_equal(enc, ref + off, len);
+        off += len;
+        free(enc);
+        weir_event_free(ev);
+        events++;
+    }
+    assert_int_equal(events, 12);
+    assert_int_equal(off, rlen);
+    free(ref);
+    weir_cbors_close(r);
+    /* raw: dump_xrd's STINS messages served and recorded as they arrive */
+    rc = tu_run(dir,
+                "(timeout 60 %s record cfg.json -o raw.cbors --raw & pid=$!; %s sim stins "
+                "--endpoint tcp://127.0.0.1:%d --from %s; wait $pid)",
+                tu_build("weir"), tu_build("weir"), port, tu_shared("dranspose/dump_xrd.cbors"));
+    o = tu_output();
+    if (rc) fail_msg("record --raw: exit %d:\n%s", rc, o);
+    free(o);
+    weir_cbors_reader *a, *b;
+    snprintf(p, sizeof p, "%s/raw.cbors", dir);
+    assert_int_equal(weir_cbors_open(p, &a, err, sizeof err), 0);
+    assert_int_equal(weir_cbors_kind_of(a), WEIR_CBORS_RAW);
+    assert_int_equal(weir_cbors_open(tu_shared("dranspose/dump_xrd.cbors"), &b, err, sizeof err),
+                     0);
+    int n = 0;
+    for (;;) {
+        weir_msg m;
+        weir_msg_init(&m);
+        int eof = 0;
+        assert_int_equal(weir_cbors_next_raw(a, &m, &eof), 0);
+        if (eof) break;
+        assert_int_equal(weir_cbors_next_event(b, &ev), 0);
+        assert_non_null(ev);
+        const weir_msg *want = &ev->streams[0].msg;
+        assert_int_equal(m.nparts, want->nparts);
+        for (size_t k = 0; k < m.nparts; k++) {
+            assert_int_equal(weir_buf_size(m.parts[k]), weir_buf_size(want->parts[k]));
+            assert_memory_equal(weir_buf_data(m.parts[k]), weir_buf_data(want->parts[k]),
+                                weir_buf_size(m.parts[k]));
+        }
+        weir_event_free(ev);
+        weir_msg_clear(&m);
+        n++;
+    }
+    assert_int_equal(n, 11);
+    weir_cbors_close(a);
+    weir_cbors_close(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_python_sender_threaded),
         cmocka_unit_test(test_python_sender_mpi),
         cmocka_unit_test(test_sim_faults_detected),
+        cmocka_unit_test(test_record_dump_and_raw),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,7 +83,7 @@ int tu_run(const char *dir, const char *fmt, ...)
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
     snprintf(out_path, sizeof out_path, "%s/out.txt", dir);
-    snprintf(full, sizeof full, "cd '%s' && export LOG_LEVEL=WARNING && %s > out.txt 2>&1", dir,
+    snprintf(full, sizeof full, "cd '%s' && export LOG_LEVEL=WARNING && ( %s ) > out.txt 2>&1", dir,
              cmd);
     int st = system(full);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;

@@ -10,6 +10,7 @@ int cmd_replay(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
+int cmd_record(int argc, char **argv);
 
 /* Parses a non-negative integer option value; prints an error naming the
  * option and returns -1 on failure. */

@@ -20,6 +20,7 @@ static const struct {
     {"replay", cmd_replay, "replay ingester dumps through worker and reducer plug-ins"},
     {"inspect", cmd_inspect, "summarise a capture; export a decoded frame as .npy"},
     {"synth", cmd_synth, "write a synthetic STINS capture (fixed seed)"},
+    {"record", cmd_record, "record live streams to a .cbors dump (or raw captures)"},
     {"sim", cmd_sim, "serve STINS scans over ZeroMQ (captures or synthetic; faults on purpose)"},
 };
 
