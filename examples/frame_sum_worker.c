@@ -1,6 +1,7 @@
 /* frame_sum_worker.c — the full-frame sum of every STINS image.
  *
- * Returns {"sum": <sum of all pixels>} per image (exact for integer pixels:
+ * Returns {"sum": <sum of all pixels>} per image — STINS, or the first
+ * channel of DECTRIS stream v1/v2 images — (exact for integer pixels:
  * accumulated in 64-bit integers, then converted). It is also the
  * CPU-bound reference worker of the replay benchmark, so its inner loop is
  * the same plain loop a hand-written C program would use. */
@@ -46,10 +47,33 @@ static const weir_param_desc params[] = {
      "sum each frame this many times (CPU-bound load for benchmarks)"},
 };
 
+/* DECTRIS stream v1/v2: the sum of the first channel of every image. */
+static int dectris_event(weir_pctx *ctx, const weir_event *ev, const char *stream)
+{
+    const weir_host *h = ctx->host;
+    if (h->abi_minor < 1) return WEIR_EUNSUPPORTED;
+    weir_dectris_packet p;
+    int rc = h->dectris_parse(ctx, ev, stream, &p);
+    if (rc) return rc;
+    if (p.kind == WEIR_DECTRIS_IMAGE && p.nchannels > 0) {
+        weir_result *r = h->result_new(ctx);
+        rc = r ? h->result_set_f64(r, "sum", frame_sum(ctx, &p.channels[0].data)) : WEIR_ENOMEM;
+        if (!rc)
+            rc = h->emit(ctx, r);
+        else
+            h->result_free(r);
+    }
+    h->dectris_clear(&p);
+    return rc;
+}
+
 static int process_event(weir_pctx *ctx, void *self, const weir_event *ev)
 {
     const weir_host *h = ctx->host;
     for (size_t i = 0; i < ev->nstreams; i++) {
+        if (!strcmp(ev->streams[i].typ, "EIGER_LEGACY") ||
+            !strcmp(ev->streams[i].typ, "DECTRIS_STREAM2"))
+            return dectris_event(ctx, ev, ev->streams[i].name);
         if (strcmp(ev->streams[i].typ, "STINS") != 0) continue;
         weir_stins_packet p;
         int rc = h->stins_parse(ctx, ev, ev->streams[i].name, &p);

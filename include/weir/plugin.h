@@ -30,13 +30,14 @@
 #include <stdint.h>
 
 #include "weir/array.h"
+#include "weir/dectris.h"
 #include "weir/error.h"
 #include "weir/message.h"
 #include "weir/params.h"
 #include "weir/stins.h"
 
 #define WEIR_ABI_MAJOR 1
-#define WEIR_ABI_MINOR 0
+#define WEIR_ABI_MINOR 1 /* 1.1: DECTRIS parsing in the host table */
 
 typedef enum { WEIR_PLUGIN_WORKER = 1, WEIR_PLUGIN_REDUCER = 2 } weir_plugin_kind;
 
@@ -159,6 +160,15 @@ struct weir_host {
     const char *(*input_name)(weir_pctx *ctx, size_t i);
     /* Directory for outputs given with --output-dir ("" = current dir). */
     const char *(*output_dir)(weir_pctx *ctx);
+
+    /* --- DECTRIS (ABI 1.1; check host->abi_minor >= 1) --- */
+    /* Parses the stream `stream` of ev as DECTRIS stream v1 (typ
+     * "EIGER_LEGACY") or v2 ("DECTRIS_STREAM2"), decompressing the images.
+     * WEIR_ENOTFOUND when the event has no such stream. Release with
+     * dectris_clear. */
+    int (*dectris_parse)(weir_pctx *ctx, const weir_event *ev, const char *stream,
+                         weir_dectris_packet *out);
+    void (*dectris_clear)(weir_dectris_packet *p);
 };
 
 #endif

@@ -2,14 +2,16 @@
  *
  * One socket per stream, all read by the engine's source thread. next()
  * reads one message per stream (zmq_poll with a short timeout so a stop
- * request is seen), classifies it with the STINS parser (JSON only, no
- * pixel decoding: that is the workers' job), and joins the streams by
+ * request is seen), classifies it with its protocol's parser (STINS, DECTRIS
+ * stream v1 or v2; headers only, no pixel decoding: that is the workers'
+ * job), and joins the streams by
  * position. Frames are wrapped zero-copy: the zmq_msg_t lives on the heap
  * and is closed by the buffer's release callback. */
 #include "weir/live.h"
 
 #include "weir/error.h"
 #include "weir/log.h"
+#include "weir/dectris.h"
 #include "weir/stins.h"
 
 #include <inttypes.h>
@@ -28,8 +30,67 @@ typedef struct {
     weir_msg msg;
 } held;
 
+/* A protocol: how to tell a series start, an image (and its frame number)
+ * and a series end apart, and the typ events carry for the workers. */
+typedef int (*classify_fn)(const weir_msg *m, weir_stins_kind *kind, int64_t *frame, char *err,
+                           size_t errlen);
+
+static int classify_stins(const weir_msg *m, weir_stins_kind *kind, int64_t *frame, char *err,
+                          size_t errlen)
+{
+    weir_stins_packet p;
+    int rc = weir_stins_parse(m, 0, &p, err, errlen);
+    if (rc) return rc;
+    *kind = p.kind;
+    *frame = p.frame;
+    weir_stins_clear(&p);
+    return WEIR_OK;
+}
+
+static int from_dectris(int rc, weir_dectris_packet *p, weir_stins_kind *kind, int64_t *frame)
+{
+    if (rc) return rc;
+    *kind = p->kind == WEIR_DECTRIS_START   ? WEIR_STINS_HEADER
+            : p->kind == WEIR_DECTRIS_IMAGE ? WEIR_STINS_IMAGE
+                                            : WEIR_STINS_SERIES_END;
+    *frame = p->frame;
+    weir_dectris_clear(p);
+    return WEIR_OK;
+}
+
+static int classify_dectris1(const weir_msg *m, weir_stins_kind *kind, int64_t *frame, char *err,
+                             size_t errlen)
+{
+    weir_dectris_packet p;
+    return from_dectris(weir_dectris_v1_parse(m, 0, &p, err, errlen), &p, kind, frame);
+}
+
+static int classify_dectris2(const weir_msg *m, weir_stins_kind *kind, int64_t *frame, char *err,
+                             size_t errlen)
+{
+    if (m->nparts != 1) {
+        snprintf(err, errlen, "DECTRIS stream v2: expected one CBOR frame, got %zu", m->nparts);
+        return WEIR_EFORMAT;
+    }
+    weir_dectris_packet p;
+    return from_dectris(weir_dectris_v2_parse(weir_buf_data(m->parts[0]),
+                                              weir_buf_size(m->parts[0]), 0, &p, err, errlen),
+                        &p, kind, frame);
+}
+
+static const struct {
+    const char *name, *typ;
+    classify_fn classify;
+} protocols[] = {
+    {"stins", "STINS", classify_stins},
+    {"dectris1", "EIGER_LEGACY", classify_dectris1}, /* dranspose's typ for stream v1 */
+    {"dectris2", "DECTRIS_STREAM2", classify_dectris2},
+};
+
 typedef struct {
     char *name;
+    const char *typ;
+    classify_fn classify;
     void *sock;
     int started, ended;
     held ahead[MAX_AHEAD]; /* frames that came before the one expected */
@@ -74,11 +135,15 @@ int weir_live_open(const weir_stream_cfg *cfg, size_t n, int rcvhwm, weir_live *
     if (!l->zctx || !l->s) goto fail;
     for (size_t i = 0; i < n; i++) {
         stream *s = &l->s[i];
-        if (!cfg[i].name || !cfg[i].endpoint || !cfg[i].protocol ||
-            strcmp(cfg[i].protocol, "stins") != 0) {
+        for (size_t k = 0; cfg[i].protocol && k < sizeof protocols / sizeof protocols[0]; k++)
+            if (!strcmp(cfg[i].protocol, protocols[k].name)) {
+                s->typ = protocols[k].typ;
+                s->classify = protocols[k].classify;
+            }
+        if (!cfg[i].name || !cfg[i].endpoint || !s->classify) {
             snprintf(err, errlen,
-                     "stream %zu: need name, endpoint and protocol \"stins\" (the "
-                     "only live protocol in this build)",
+                     "stream %zu: need a name, an endpoint and a protocol: stins, dectris1 "
+                     "(DECTRIS stream v1) or dectris2 (stream v2)",
                      i);
             rc = WEIR_EUNSUPPORTED;
             goto fail;
@@ -172,9 +237,8 @@ static int read_packet(weir_live *l, stream *s, weir_msg *m, weir_stins_kind *ki
             weir_msg_clear(m);
             return rc;
         }
-        weir_stins_packet p;
         char err[200];
-        rc = weir_stins_parse(m, 0, &p, err, sizeof err);
+        rc = s->classify(m, kind, frame, err, sizeof err);
         if (rc) {
             s->malformed++;
             snprintf(s->last_error, sizeof s->last_error, "%s", err);
@@ -183,9 +247,6 @@ static int read_packet(weir_live *l, stream *s, weir_msg *m, weir_stins_kind *ki
             weir_msg_clear(m);
             continue;
         }
-        *kind = p.kind;
-        *frame = p.frame;
-        weir_stins_clear(&p);
         if (!s->started && *kind != WEIR_STINS_HEADER) {
             s->discarded++;
             weir_msg_clear(m);
@@ -270,7 +331,7 @@ static int header_event(weir_live *l, weir_event *ev)
         s->started = 1;
         s->ended = 0;
         s->max_seen = -1;
-        rc = weir_event_add_stream(ev, s->name, "STINS", &m);
+        rc = weir_event_add_stream(ev, s->name, s->typ, &m);
         weir_msg_clear(&m);
         if (rc) return rc;
     }
@@ -328,7 +389,7 @@ static int next(void *ud, weir_event **out)
             ev = weir_event_new(l->next_event++);
             if (!ev) return WEIR_ENOMEM;
             for (size_t i = 0; i < l->n && !rc; i++)
-                rc = weir_event_add_stream(ev, l->s[i].name, "STINS", &l->s[i].end_msg);
+                rc = weir_event_add_stream(ev, l->s[i].name, l->s[i].typ, &l->s[i].end_msg);
             if (rc) goto fail;
             end_series(l);
             *out = ev;
@@ -364,7 +425,7 @@ static int next(void *ud, weir_event **out)
             if (s->max_seen > e) s->reordered++; /* later frames came before this one */
             weir_msg m;
             take_ahead(s, k, &m);
-            rc = weir_event_add_stream(ev, s->name, "STINS", &m);
+            rc = weir_event_add_stream(ev, s->name, s->typ, &m);
             weir_msg_clear(&m);
         }
         if (rc) goto fail;

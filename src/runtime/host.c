@@ -107,6 +107,27 @@ static int h_stins_parse(weir_pctx *ctx, const weir_event *ev, const char *strea
     return rc;
 }
 
+static int h_dectris_parse(weir_pctx *ctx, const weir_event *ev, const char *stream,
+                           weir_dectris_packet *out)
+{
+    memset(out, 0, sizeof *out);
+    const weir_stream_packet *s = weir_event_stream(ev, stream);
+    if (!s) return WEIR_ENOTFOUND;
+    char err[256];
+    int rc;
+    if (!strcmp(s->typ, "DECTRIS_STREAM2")) {
+        if (s->msg.nparts != 1) return WEIR_EFORMAT;
+        rc = weir_dectris_v2_parse(weir_buf_data(s->msg.parts[0]), weir_buf_size(s->msg.parts[0]),
+                                   1, out, err, sizeof err);
+    } else {
+        rc = weir_dectris_v1_parse(&s->msg, 1, out, err, sizeof err);
+    }
+    if (rc)
+        h_log(ctx, WEIR_LOG_WARNING, "event %llu stream '%s': %s", (unsigned long long)ev->number,
+              stream, err);
+    return rc;
+}
+
 static weir_result *h_result_new(weir_pctx *ctx)
 {
     role_ctx *rc = RC(ctx);
@@ -210,4 +231,6 @@ const weir_host weir_host_table = {
     .h5_error = weir_h5_error,
     .input_name = h_input_name,
     .output_dir = h_output_dir,
+    .dectris_parse = h_dectris_parse,
+    .dectris_clear = weir_dectris_clear,
 };

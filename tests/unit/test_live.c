@@ -286,13 +286,66 @@ static void test_record_dump_and_raw(void **state)
     weir_cbors_close(b);
 }
 
+/* DECTRIS stream v1 and v2 from weir's simulator into weir run: the frame
+ * sums equal the sums of the regenerated frames. */
+static void dectris_run(const char *proto, const char *comp)
+{
+    char name[64];
+    snprintf(name, sizeof name, "dectris-%s-%s", proto, comp);
+    const char *dir = tu_tmpdir(name);
+    int port = 23000 + (int)(getpid() % 17000);
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg,
+             "{\"streams\": [{\"name\": \"eiger\", \"protocol\": \"%s\", \"endpoint\": "
+             "\"tcp://127.0.0.1:%d\", \"socket\": \"pull\", \"bind\": true}],\n"
+             " \"worker\": \"%s\", \"reducer\": \"%s:sum_reducer\",\n"
+             " \"parameters\": {\"report\": \"%s/sums.txt\"}}\n",
+             proto, port, tu_build("examples/frame_sum_worker.so"),
+             tu_build("tests/plugins/test_plugins.so"), dir);
+    tu_write(dir, "cfg.json", cfg);
+    int rc = tu_run(dir,
+                    "(timeout 60 %s run cfg.json & pid=$!; %s sim %s --endpoint "
+                    "tcp://127.0.0.1:%d --synthetic 9 --shape 40x24 --seed 13 --compression %s; "
+                    "wait $pid)",
+                    tu_build("weir"), tu_build("weir"), proto, port, comp);
+    char *o = tu_output();
+    if (rc) fail_msg("%s/%s: exit %d:\n%s", proto, comp, rc, o);
+    free(o);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/sums.txt", dir);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    int ev, n = 0;
+    double tot;
+    weir_synth_config c = {
+        .frames = 9, .height = 40, .width = 24, .dtype = WEIR_DT_U16, .seed = 13};
+    uint16_t px[40 * 24];
+    while (fscanf(f, "%d %lf", &ev, &tot) == 2) {
+        weir_synth_frame(&c, (uint64_t)ev - 1, px); /* image i is event i + 1 */
+        double want = 0;
+        for (int k = 0; k < 40 * 24; k++)
+            want += px[k];
+        assert_true(tot == want);
+        n++;
+    }
+    fclose(f);
+    assert_int_equal(n, 9);
+}
+
+static void test_dectris_v1_v2(void **state)
+{
+    dectris_run("dectris1", "bslz4");
+    dectris_run("dectris1", "none");
+    dectris_run("dectris2", "bslz4");
+    dectris_run("dectris2", "lz4");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_python_sender_threaded),
-        cmocka_unit_test(test_python_sender_mpi),
-        cmocka_unit_test(test_sim_faults_detected),
-        cmocka_unit_test(test_record_dump_and_raw),
+        cmocka_unit_test(test_python_sender_threaded), cmocka_unit_test(test_python_sender_mpi),
+        cmocka_unit_test(test_sim_faults_detected),    cmocka_unit_test(test_record_dump_and_raw),
+        cmocka_unit_test(test_dectris_v1_v2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

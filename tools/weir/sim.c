@@ -11,6 +11,7 @@
 #include "cli.h"
 
 #include "weir/cbors.h"
+#include "weir/dectris.h"
 #include "weir/error.h"
 #include "weir/stins.h"
 #include "weir/synth.h"
@@ -80,6 +81,46 @@ static int load_capture(const char *path, const char *stream, msglist *l, char *
     return rc;
 }
 
+/* A synthetic DECTRIS series (v1 or v2): start, n images of synthetic
+ * uint16 frames with the given encoding, end. */
+static int dectris_series(int version, uint64_t n, size_t h, size_t w, uint64_t seed,
+                          weir_dectris_encoding enc, msglist *l)
+{
+    weir_dectris_series ser = {.series = 7,
+                               .series_unique_id = "weir-sim",
+                               .nimages = (int64_t)n,
+                               .ntrigger = 1,
+                               .x_pixels = w,
+                               .y_pixels = h,
+                               .bit_depth = 16};
+    weir_msg m;
+    weir_msg_init(&m);
+    int rc = version == 1 ? weir_dectris_v1_encode_header(&m, &ser)
+                          : weir_dectris_v2_encode_start(&m, &ser);
+    if (!rc) rc = push(l, &m);
+    weir_synth_config c = {
+        .frames = n, .height = h, .width = w, .dtype = WEIR_DT_U16, .seed = seed};
+    size_t shape[2] = {h, w};
+    const char *names[1] = {"threshold_1"};
+    for (uint64_t f = 0; !rc && f < n; f++) {
+        weir_array a;
+        rc = weir_array_alloc(&a, (weir_dtype){WEIR_DT_U16, WEIR_LITTLE}, 2, shape);
+        if (rc) break;
+        weir_synth_frame(&c, f, (void *)a.data);
+        rc = version == 1 ? weir_dectris_v1_encode_image(&m, 7, (int64_t)f, &a, enc, NULL, NULL)
+                          : weir_dectris_v2_encode_image(&m, 7, "weir-sim", (int64_t)f, 1, names,
+                                                         &a, enc, NULL);
+        weir_array_release(&a);
+        if (!rc) rc = push(l, &m);
+    }
+    if (!rc)
+        rc = version == 1 ? weir_dectris_v1_encode_end(&m, 7)
+                          : weir_dectris_v2_encode_end(&m, 7, "weir-sim");
+    if (!rc) rc = push(l, &m);
+    weir_msg_clear(&m);
+    return rc;
+}
+
 static int send_msg(void *sock, const weir_msg *m)
 {
     for (size_t i = 0; i < m->nparts; i++)
@@ -89,23 +130,36 @@ static int send_msg(void *sock, const weir_msg *m)
     return WEIR_OK;
 }
 
-static int is_data(const weir_msg *m)
+static int is_data(const weir_msg *m, int proto)
 {
-    weir_stins_packet p;
-    if (weir_stins_parse(m, 0, &p, NULL, 0)) return 0;
-    int d = p.kind == WEIR_STINS_IMAGE;
-    weir_stins_clear(&p);
+    if (proto == 0) {
+        weir_stins_packet p;
+        if (weir_stins_parse(m, 0, &p, NULL, 0)) return 0;
+        int d = p.kind == WEIR_STINS_IMAGE;
+        weir_stins_clear(&p);
+        return d;
+    }
+    weir_dectris_packet p;
+    int rc = proto == 1 ? weir_dectris_v1_parse(m, 0, &p, NULL, 0)
+                        : (m->nparts == 1
+                               ? weir_dectris_v2_parse(weir_buf_data(m->parts[0]),
+                                                       weir_buf_size(m->parts[0]), 0, &p, NULL, 0)
+                               : WEIR_EFORMAT);
+    if (rc) return 0;
+    int d = p.kind == WEIR_DECTRIS_IMAGE;
+    weir_dectris_clear(&p);
     return d;
 }
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: weir sim stins --endpoint EP [--bind] [--socket push|pub]\n"
+            "usage: weir sim stins|dectris1|dectris2 --endpoint EP [--bind] [--socket push|pub]\n"
             "                     (--from CAPTURE [--stream NAME] | --synthetic N [--shape HxW]\n"
             "                      [--compression none|bslz4] [--seed S])\n"
             "                     [--rate HZ] [--loop N] [--fault KIND:K ...]\n\n"
-            "Sends STINS scans over ZeroMQ. Faults act on the K-th data message (0-based) of\n"
+            "Sends STINS or DECTRIS stream v1/v2 scans (DECTRIS: synthetic only, --compression\n"
+            "none|bslz4|lz4) over ZeroMQ. Faults act on the K-th data message (0-based) of\n"
             "every scan: drop:K, dup:K (send twice), reorder:K (swap with K+1),\n"
             "garbage:K (replace by bytes that are not JSON), disconnect:K (close the socket\n"
             "before it, mid-scan). --loop 0 repeats until killed.\n");
@@ -119,13 +173,19 @@ int cmd_sim(int argc, char **argv)
     double rate = 0;
     size_t h = 64, w = 64;
     weir_stins_compression comp = WEIR_STINS_COMP_NONE;
+    weir_dectris_encoding denc = WEIR_DECTRIS_ENC_NONE;
     long fdrop = -1, fdup = -1, freorder = -1, fgarbage = -1, fdisc = -1;
-    if (argc < 2 || strcmp(argv[1], "stins") != 0) {
+    int proto = argc >= 2 ? (!strcmp(argv[1], "stins")      ? 0
+                             : !strcmp(argv[1], "dectris1") ? 1
+                             : !strcmp(argv[1], "dectris2") ? 2
+                                                            : -1)
+                          : -1;
+    if (proto < 0) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
             usage(stdout);
             return 0;
         }
-        fprintf(stderr, "weir sim: this build simulates the STINS protocol: weir sim stins ...\n");
+        fprintf(stderr, "weir sim: protocols: stins, dectris1 (DECTRIS stream v1), dectris2\n");
         usage(stderr);
         return 2;
     }
@@ -164,6 +224,9 @@ int cmd_sim(int argc, char **argv)
             if (sscanf(v, "%zux%zu", &h, &w) != 2) return 2;
         } else if (!strcmp(a, "--compression")) {
             comp = !strcmp(v, "bslz4") ? WEIR_STINS_COMP_BSLZ4 : WEIR_STINS_COMP_NONE;
+            denc = !strcmp(v, "bslz4") ? WEIR_DECTRIS_ENC_BSLZ4
+                   : !strcmp(v, "lz4") ? WEIR_DECTRIS_ENC_LZ4
+                                       : WEIR_DECTRIS_ENC_NONE;
         } else if (!strcmp(a, "--fault")) {
             long k;
             char kind[32];
@@ -196,7 +259,17 @@ int cmd_sim(int argc, char **argv)
     }
     char err[512];
     msglist l = {0};
-    if (from) {
+    if (proto > 0) {
+        if (!synthetic) {
+            fprintf(stderr, "weir sim: DECTRIS: --synthetic N is needed (captures: not yet)\n");
+            return 2;
+        }
+        if (dectris_series(proto, synthetic, h, w, seed, denc, &l)) {
+            fprintf(stderr, "weir sim: cannot encode the DECTRIS series\n");
+            clear(&l);
+            return 1;
+        }
+    } else if (from) {
         if (load_capture(from, stream, &l, err, sizeof err)) {
             fprintf(stderr, "weir sim: %s\n", err);
             clear(&l);
@@ -247,14 +320,14 @@ int cmd_sim(int argc, char **argv)
         long k = -1;
         for (size_t i = 0; !rc && i < l.n; i++) {
             const weir_msg *m = &l.m[i];
-            int data = is_data(m);
+            int data = is_data(m, proto);
             if (data) k++;
             if (data && k == fdisc) {
                 fprintf(stderr, "weir sim: disconnecting before data message %ld\n", k);
                 goto done;
             }
             if (data && k == fdrop) continue;
-            if (data && k == freorder && i + 1 < l.n && is_data(&l.m[i + 1])) {
+            if (data && k == freorder && i + 1 < l.n && is_data(&l.m[i + 1], proto)) {
                 rc = send_msg(sock, &l.m[i + 1]);
                 if (!rc) rc = send_msg(sock, m);
                 i++;
