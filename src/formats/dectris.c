@@ -846,7 +846,7 @@ static const cbor_item_t *map_get(const cbor_item_t *map, const char *key)
     for (size_t i = 0; i < n; i++) {
         const cbor_item_t *k = pairs[i].key;
         if (cbor_isa_string(k) && cbor_string_is_definite(k) && cbor_string_length(k) == kl &&
-            !memcmp(cbor_string_handle(k), key, kl))
+            (!kl || !memcmp(cbor_string_handle(k), key, kl)))
             return pairs[i].value;
     }
     return NULL;
@@ -873,8 +873,10 @@ static int item_u64(const cbor_item_t *it, uint64_t *out)
 static char *item_text(const cbor_item_t *s)
 {
     if (!s || !cbor_isa_string(s)) return NULL;
-    if (cbor_string_is_definite(s))
-        return strndup((const char *)cbor_string_handle(s), cbor_string_length(s));
+    if (cbor_string_is_definite(s)) /* an empty string may have no storage at all */
+        return cbor_string_length(s)
+                   ? strndup((const char *)cbor_string_handle(s), cbor_string_length(s))
+                   : strdup("");
     size_t n = 0, nch = cbor_string_chunk_count(s);
     cbor_item_t **ch = cbor_string_chunks_handle(s);
     for (size_t i = 0; i < nch; i++)
@@ -1270,7 +1272,9 @@ static int v2_image(const cbor_item_t *m, int decode, size_t *budget, weir_dectr
                               (long long)p->frame, MAX_CHANNELS)
                        : WEIR_ENOMEM;
         int rc = v2_array(h[i].value, c, p->cbor_, what, err, errlen);
-        if (!rc && decode) rc = decode_channel(2, c, &c->data, budget, what, err, errlen);
+        /* uncompressed channels are views: free, so given even without decode */
+        if (!rc && (decode || c->encoding == WEIR_DECTRIS_ENC_NONE))
+            rc = decode_channel(2, c, &c->data, budget, what, err, errlen);
         if (rc) return rc;
     }
     return WEIR_OK;

@@ -629,6 +629,10 @@ static void test_v2_roundtrip(void **state)
             /* self-described CBOR, as DECTRIS sends */
             assert_memory_equal(weir_buf_data(m.parts[0]), "\xd9\xd9\xf7", 3);
             weir_dectris_packet p;
+            /* without decoding, only uncompressed channels have data (views) */
+            v2_ok(weir_buf_data(m.parts[0]), weir_buf_size(m.parts[0]), 0, &p);
+            assert_true((p.channels[1].data.buf != NULL) == (encs[e] == WEIR_DECTRIS_ENC_NONE));
+            weir_dectris_clear(&p);
             v2_ok(weir_buf_data(m.parts[0]), weir_buf_size(m.parts[0]), 1, &p);
             weir_msg_clear(&m);
             assert_int_equal(p.kind, WEIR_DECTRIS_IMAGE);
