@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* The live source a signal handler may stop. A signal handler cannot be
  * handed a context, so this one pointer is process state. */
@@ -270,6 +271,9 @@ int cmd_run(int argc, char **argv)
         if (st.workers_total.rejected || st.reducer.rejected) rc = 3;
     } while (continuous && !weir_live_stopped(live));
     weir_live_report(live, stderr);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        fprintf(stderr, "weir run: peak memory %.1f MB\n", ru.ru_maxrss / 1024.0);
     if (!rc && weir_live_rejected(live)) rc = 3;
 out:
     g_live = NULL;

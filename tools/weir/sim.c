@@ -157,7 +157,7 @@ static void usage(FILE *f)
             "usage: weir sim stins|dectris1|dectris2 --endpoint EP [--bind] [--socket push|pub]\n"
             "                     (--from CAPTURE [--stream NAME] | --synthetic N [--shape HxW]\n"
             "                      [--compression none|bslz4] [--seed S])\n"
-            "                     [--rate HZ] [--loop N] [--fault KIND:K ...]\n\n"
+            "                     [--rate HZ] [--loop N] [--sndhwm N] [--fault KIND:K ...]\n\n"
             "Sends STINS or DECTRIS stream v1/v2 scans (DECTRIS: synthetic only, --compression\n"
             "none|bslz4|lz4) over ZeroMQ. Faults act on the K-th data message (0-based) of\n"
             "every scan: drop:K, dup:K (send twice), reorder:K (swap with K+1),\n"
@@ -171,6 +171,7 @@ int cmd_sim(int argc, char **argv)
     int bind = 0;
     uint64_t synthetic = 0, loops = 1, seed = 1;
     double rate = 0;
+    int sndhwm = 0;
     size_t h = 64, w = 64;
     weir_stins_compression comp = WEIR_STINS_COMP_NONE;
     weir_dectris_encoding denc = WEIR_DECTRIS_ENC_NONE;
@@ -214,6 +215,8 @@ int cmd_sim(int argc, char **argv)
             sockname = v;
         else if (!strcmp(a, "--rate"))
             rate = atof(v);
+        else if (!strcmp(a, "--sndhwm"))
+            sndhwm = atoi(v);
         else if (!strcmp(a, "--loop")) {
             if (cli_parse_u64(a, v, &loops)) return 2;
         } else if (!strcmp(a, "--synthetic")) {
@@ -303,6 +306,7 @@ int cmd_sim(int argc, char **argv)
     void *sock = zmq_socket(zctx, !strcmp(sockname, "pub") ? ZMQ_PUB : ZMQ_PUSH);
     int linger = 10000;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (sndhwm > 0) zmq_setsockopt(sock, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
     if ((bind ? zmq_bind(sock, ep) : zmq_connect(sock, ep)) != 0) {
         fprintf(stderr, "weir sim: cannot %s %s: %s\n", bind ? "bind" : "connect to", ep,
                 zmq_strerror(zmq_errno()));
