@@ -67,10 +67,32 @@ static int dectris_event(weir_pctx *ctx, const weir_event *ev, const char *strea
     return rc;
 }
 
+/* Merlin: the sum of every frame (big-endian pixels are summed through
+ * array_get_f64, raw frames arrive unpacked). */
+static int merlin_event(weir_pctx *ctx, const weir_event *ev, const char *stream)
+{
+    const weir_host *h = ctx->host;
+    if (h->abi_minor < 2) return WEIR_EUNSUPPORTED;
+    int is_header;
+    weir_array a;
+    int rc = h->merlin_parse(ctx, ev, stream, &is_header, &a, NULL);
+    if (rc || is_header || !a.ndim) return rc;
+    weir_result *r = h->result_new(ctx);
+    rc = r ? h->result_set_f64(r, "sum", frame_sum(ctx, &a)) : WEIR_ENOMEM;
+    if (!rc)
+        rc = h->emit(ctx, r);
+    else
+        h->result_free(r);
+    h->array_release(&a);
+    return rc;
+}
+
 static int process_event(weir_pctx *ctx, void *self, const weir_event *ev)
 {
     const weir_host *h = ctx->host;
     for (size_t i = 0; i < ev->nstreams; i++) {
+        if (!strcmp(ev->streams[i].typ, "MERLIN"))
+            return merlin_event(ctx, ev, ev->streams[i].name);
         if (!strcmp(ev->streams[i].typ, "EIGER_LEGACY") ||
             !strcmp(ev->streams[i].typ, "DECTRIS_STREAM2"))
             return dectris_event(ctx, ev, ev->streams[i].name);

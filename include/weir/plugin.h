@@ -31,13 +31,14 @@
 
 #include "weir/array.h"
 #include "weir/dectris.h"
+#include "weir/merlin.h"
 #include "weir/error.h"
 #include "weir/message.h"
 #include "weir/params.h"
 #include "weir/stins.h"
 
 #define WEIR_ABI_MAJOR 1
-#define WEIR_ABI_MINOR 1 /* 1.1: DECTRIS parsing in the host table */
+#define WEIR_ABI_MINOR 2 /* 1.1: DECTRIS parsing; 1.2: Merlin frames */
 
 typedef enum { WEIR_PLUGIN_WORKER = 1, WEIR_PLUGIN_REDUCER = 2 } weir_plugin_kind;
 
@@ -169,6 +170,15 @@ struct weir_host {
     int (*dectris_parse)(weir_pctx *ctx, const weir_event *ev, const char *stream,
                          weir_dectris_packet *out);
     void (*dectris_clear)(weir_dectris_packet *p);
+
+    /* --- Merlin (ABI 1.2) --- */
+    /* The stream `stream` of ev (typ "MERLIN"): *is_header = 1 for the
+     * acquisition header (out left empty), else the decoded frame in out
+     * (release with array_release) and its header in *hdr (may be NULL).
+     * Merlin sends no end message: the last event of an acquisition has an
+     * empty packet, for which out is left empty (ndim 0). */
+    int (*merlin_parse)(weir_pctx *ctx, const weir_event *ev, const char *stream, int *is_header,
+                        weir_array *out, weir_merlin_frame_header *hdr);
 };
 
 #endif

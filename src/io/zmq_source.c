@@ -12,6 +12,7 @@
 #include "weir/error.h"
 #include "weir/log.h"
 #include "weir/dectris.h"
+#include "weir/merlin.h"
 #include "weir/stins.h"
 
 #include <inttypes.h>
@@ -78,6 +79,26 @@ static int classify_dectris2(const weir_msg *m, weir_stins_kind *kind, int64_t *
                         &p, kind, frame);
 }
 
+/* Merlin: the payload of one MPX message (the prefix is stripped). */
+static int classify_merlin(const weir_msg *m, weir_stins_kind *kind, int64_t *frame, char *err,
+                           size_t errlen)
+{
+    if (m->nparts != 1) return WEIR_EFORMAT;
+    const uint8_t *d = weir_buf_data(m->parts[0]);
+    size_t n = weir_buf_size(m->parts[0]);
+    if (n >= 4 && !memcmp(d, "HDR,", 4)) {
+        *kind = WEIR_STINS_HEADER;
+        *frame = -1;
+        return WEIR_OK;
+    }
+    weir_merlin_frame_header h;
+    int rc = weir_merlin_frame_parse(d, n, &h, err, errlen);
+    if (rc) return rc;
+    *kind = WEIR_STINS_IMAGE;
+    *frame = (int64_t)h.sequence - 1; /* Merlin counts from 1 */
+    return WEIR_OK;
+}
+
 static const struct {
     const char *name, *typ;
     classify_fn classify;
@@ -85,6 +106,7 @@ static const struct {
     {"stins", "STINS", classify_stins},
     {"dectris1", "EIGER_LEGACY", classify_dectris1}, /* dranspose's typ for stream v1 */
     {"dectris2", "DECTRIS_STREAM2", classify_dectris2},
+    {"merlin", "MERLIN", classify_merlin}, /* raw TCP, MPX framing; no end message */
 };
 
 typedef struct {
@@ -93,7 +115,12 @@ typedef struct {
     classify_fn classify;
     void *sock;
     int started, ended;
-    held ahead[MAX_AHEAD]; /* frames that came before the one expected */
+    /* raw TCP streams (Merlin): bytes as they came, split into MPX messages */
+    int tcp;
+    uint8_t *acc;
+    size_t acc_len, acc_cap;
+    uint64_t expect_frames; /* announced by the header; 0 = until stopped */
+    held ahead[MAX_AHEAD];  /* frames that came before the one expected */
     int nahead;
     int64_t max_seen;
     weir_msg end_msg; /* the series_end, kept for the last event */
@@ -149,7 +176,9 @@ int weir_live_open(const weir_stream_cfg *cfg, size_t n, int rcvhwm, weir_live *
             goto fail;
         }
         s->name = strdup(cfg[i].name);
-        s->sock = zmq_socket(l->zctx, cfg[i].sub ? ZMQ_SUB : ZMQ_PULL);
+        s->tcp = s->classify == classify_merlin;
+        /* a ZMQ_STREAM socket speaks plain TCP: Merlin's data port */
+        s->sock = zmq_socket(l->zctx, s->tcp ? ZMQ_STREAM : cfg[i].sub ? ZMQ_SUB : ZMQ_PULL);
         if (!s->name || !s->sock) goto fail;
         int hwm = rcvhwm > 0 ? rcvhwm : 16, linger = 0;
         zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
@@ -181,11 +210,84 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Pops one complete MPX message from the byte buffer of a TCP stream into
+ * m (its payload, copied); 0, or WEIR_ETRUNCATED when more bytes are needed,
+ * or WEIR_EFORMAT when the bytes are not MPX (the buffer is then dropped,
+ * since the framing is lost). */
+static int pop_mpx(stream *s, weir_msg *m)
+{
+    weir_merlin_mpx x;
+    char err[160];
+    int rc = weir_merlin_mpx_split(s->acc, s->acc_len, &x, err, sizeof err);
+    if (rc == WEIR_ETRUNCATED) return rc;
+    if (rc) {
+        s->malformed++;
+        snprintf(s->last_error, sizeof s->last_error, "%s", err);
+        WEIR_LOGW(COMP, "stream '%s': %s; %zu bytes dropped", s->name, err, s->acc_len);
+        s->acc_len = 0;
+        return WEIR_ETRUNCATED;
+    }
+    weir_buf *b = weir_buf_copy(s->acc + x.payload_off, x.payload_len);
+    if (!b) return WEIR_ENOMEM;
+    memmove(s->acc, s->acc + x.total, s->acc_len - x.total);
+    s->acc_len -= x.total;
+    s->received++;
+    return weir_msg_append(m, b);
+}
+
+/* Reads what a ZMQ_STREAM socket has ([peer id, bytes]) into the buffer. */
+static int read_tcp(stream *s)
+{
+    zmq_msg_t id, data;
+    zmq_msg_init(&id);
+    zmq_msg_init(&data);
+    int rc = WEIR_OK;
+    if (zmq_msg_recv(&id, s->sock, 0) < 0 || zmq_msg_recv(&data, s->sock, 0) < 0) {
+        rc = WEIR_EIO;
+        goto out;
+    }
+    size_t n = zmq_msg_size(&data); /* 0: a connect or disconnect notice */
+    if (s->acc_len + n > s->acc_cap) {
+        size_t cap = s->acc_cap ? s->acc_cap : 1 << 20;
+        while (cap < s->acc_len + n)
+            cap *= 2;
+        uint8_t *a = realloc(s->acc, cap);
+        if (!a) {
+            rc = WEIR_ENOMEM;
+            goto out;
+        }
+        s->acc = a;
+        s->acc_cap = cap;
+    }
+    memcpy(s->acc + s->acc_len, zmq_msg_data(&data), n);
+    s->acc_len += n;
+    s->bytes += n;
+out:
+    zmq_msg_close(&id);
+    zmq_msg_close(&data);
+    return rc;
+}
+
 /* Receives one multipart message from s into m: 0, 1 when stopped, 2 when
  * timeout_ms (>= 0) passed with nothing to read. */
 static int recv_multipart(weir_live *l, stream *s, weir_msg *m, int timeout_ms)
 {
     double deadline = now_s() + timeout_ms / 1000.0;
+    while (s->tcp) {
+        int rc = pop_mpx(s, m);
+        if (rc != WEIR_ETRUNCATED) return rc;
+        if (l->stop) return 1;
+        int slice = 200;
+        if (timeout_ms >= 0) {
+            double left = deadline - now_s();
+            if (left <= 0) return 2;
+            if (left * 1000 < slice) slice = (int)(left * 1000) + 1;
+        }
+        zmq_pollitem_t it = {s->sock, 0, ZMQ_POLLIN, 0};
+        int r = zmq_poll(&it, 1, slice);
+        if (r < 0 && zmq_errno() != EINTR) return WEIR_EIO;
+        if (r > 0 && (rc = read_tcp(s))) return rc;
+    }
     for (;;) {
         if (l->stop) return 1;
         int slice = 200;
@@ -310,6 +412,8 @@ static int fill_stream(weir_live *l, stream *s, int64_t e)
             if (f > s->max_seen) s->max_seen = f;
             s->ahead[s->nahead].frame = f;
             s->ahead[s->nahead++].msg = m;
+            /* Merlin: the last announced frame ends the series (TCP keeps order) */
+            if (s->expect_frames && (uint64_t)f + 1 >= s->expect_frames) s->ended = 1;
         }
     }
     return 0;
@@ -331,6 +435,18 @@ static int header_event(weir_live *l, weir_event *ev)
         s->started = 1;
         s->ended = 0;
         s->max_seen = -1;
+        s->expect_frames = 0;
+        if (s->tcp) { /* Merlin announces the frame count; there is no end message */
+            weir_merlin_acq a;
+            char err[160];
+            if (weir_merlin_acq_parse(weir_buf_data(m.parts[0]), weir_buf_size(m.parts[0]), &a, err,
+                                      sizeof err) == 0) {
+                s->expect_frames = a.frames_in_acquisition;
+                weir_merlin_acq_clear(&a);
+            } else {
+                WEIR_LOGW(COMP, "stream '%s': acquisition header: %s", s->name, err);
+            }
+        }
         rc = weir_event_add_stream(ev, s->name, s->typ, &m);
         weir_msg_clear(&m);
         if (rc) return rc;
@@ -498,6 +614,7 @@ void weir_live_close(weir_live *l)
     for (size_t i = 0; l->s && i < l->n; i++) {
         if (l->s[i].sock) zmq_close(l->s[i].sock);
         free(l->s[i].name);
+        free(l->s[i].acc);
     }
     free(l->s);
     if (l->zctx) zmq_ctx_term(l->zctx);

@@ -128,6 +128,32 @@ static int h_dectris_parse(weir_pctx *ctx, const weir_event *ev, const char *str
     return rc;
 }
 
+static int h_merlin_parse(weir_pctx *ctx, const weir_event *ev, const char *stream, int *is_header,
+                          weir_array *out, weir_merlin_frame_header *hdr)
+{
+    memset(out, 0, sizeof *out);
+    *is_header = 0;
+    const weir_stream_packet *s = weir_event_stream(ev, stream);
+    if (!s) return WEIR_ENOTFOUND;
+    if (s->msg.nparts == 0) return WEIR_OK; /* the end of the acquisition: no frame */
+    if (s->msg.nparts != 1) return WEIR_EFORMAT;
+    weir_buf *b = s->msg.parts[0];
+    if (weir_buf_size(b) >= 4 && !memcmp(weir_buf_data(b), "HDR,", 4)) {
+        *is_header = 1;
+        return WEIR_OK;
+    }
+    weir_merlin_frame_header h;
+    char err[256];
+    int rc = weir_merlin_frame_parse(weir_buf_data(b), weir_buf_size(b), &h, err, sizeof err);
+    if (!rc) rc = weir_merlin_decode(b, 0, &h, out, err, sizeof err);
+    if (rc)
+        h_log(ctx, WEIR_LOG_WARNING, "event %llu stream '%s': %s", (unsigned long long)ev->number,
+              stream, err);
+    else if (hdr)
+        *hdr = h;
+    return rc;
+}
+
 static weir_result *h_result_new(weir_pctx *ctx)
 {
     role_ctx *rc = RC(ctx);
@@ -233,4 +259,5 @@ const weir_host weir_host_table = {
     .output_dir = h_output_dir,
     .dectris_parse = h_dectris_parse,
     .dectris_clear = weir_dectris_clear,
+    .merlin_parse = h_merlin_parse,
 };

@@ -389,12 +389,65 @@ static void test_back_pressure(void **state)
     assert_int_equal(n, 300);
 }
 
+/* Merlin's data port served by weir sim from the shared .mib files, read by
+ * weir run over TCP: the frame sums match the ground truth in
+ * ../shared/data/README.md. */
+static void merlin_run(const char *file, int frames, double first, double total)
+{
+    const char *dir = tu_tmpdir("merlin");
+    int port = 25000 + (int)(getpid() % 15000);
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg,
+             "{\"streams\": [{\"name\": \"merlin\", \"protocol\": \"merlin\", "
+             "\"endpoint\": \"tcp://127.0.0.1:%d\"}],\n"
+             " \"worker\": \"%s\", \"reducer\": \"%s:sum_reducer\",\n"
+             " \"parameters\": {\"report\": \"%s/sums.txt\"}}\n",
+             port, tu_build("examples/frame_sum_worker.so"),
+             tu_build("tests/plugins/test_plugins.so"), dir);
+    tu_write(dir, "cfg.json", cfg);
+    char rel[256];
+    snprintf(rel, sizeof rel, "merlin/%s", file);
+    int rc = tu_run(dir,
+                    "(timeout 60 %s run cfg.json & pid=$!; %s sim merlin --endpoint "
+                    "tcp://127.0.0.1:%d --from %s; wait $pid)",
+                    tu_build("weir"), tu_build("weir"), port, tu_shared(rel));
+    char *o = tu_output();
+    if (rc) fail_msg("%s: exit %d:\n%s", file, rc, o);
+    free(o);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/sums.txt", dir);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    int ev, n = 0;
+    double v, sum = 0;
+    while (fscanf(f, "%d %lf", &ev, &v) == 2) {
+        if (ev == 1) assert_true(v == first);
+        sum += v;
+        n++;
+    }
+    fclose(f);
+    assert_int_equal(n, frames);
+    assert_true(sum == total);
+}
+
+static void test_merlin_tcp(void **state)
+{
+    /* ground truth: ../shared/data/README.md, merlin table */
+    merlin_run("Single_9_Frame_CounterDepth_12_Rows_256.mib", 9, 29032, 260753);
+    merlin_run("Quad_1_Frame_CounterDepth_12_Rows_256.mib", 1, 845907, 845907);
+    merlin_run("Single_9_Frame_CounterDepth_6_Rows_256.mib", 9, 24125, 217684);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_python_sender_threaded), cmocka_unit_test(test_python_sender_mpi),
-        cmocka_unit_test(test_sim_faults_detected),    cmocka_unit_test(test_record_dump_and_raw),
-        cmocka_unit_test(test_dectris_v1_v2),          cmocka_unit_test(test_back_pressure),
+        cmocka_unit_test(test_python_sender_threaded),
+        cmocka_unit_test(test_python_sender_mpi),
+        cmocka_unit_test(test_sim_faults_detected),
+        cmocka_unit_test(test_record_dump_and_raw),
+        cmocka_unit_test(test_dectris_v1_v2),
+        cmocka_unit_test(test_back_pressure),
+        cmocka_unit_test(test_merlin_tcp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

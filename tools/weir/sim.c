@@ -12,6 +12,7 @@
 
 #include "weir/cbors.h"
 #include "weir/dectris.h"
+#include "weir/merlin.h"
 #include "weir/error.h"
 #include "weir/stins.h"
 #include "weir/synth.h"
@@ -151,6 +152,92 @@ static int is_data(const weir_msg *m, int proto)
     return d;
 }
 
+/* Sends one MPX message (prefix + payload) to the TCP peer `id`. */
+static int send_mpx(void *sock, const zmq_msg_t *id, const uint8_t *payload, size_t len)
+{
+    char prefix[WEIR_MERLIN_MPX_PREFIX + 1];
+    if (weir_merlin_mpx_prefix(len, prefix)) return WEIR_ERANGE;
+    uint8_t *buf = malloc(WEIR_MERLIN_MPX_PREFIX + len);
+    if (!buf) return WEIR_ENOMEM;
+    memcpy(buf, prefix, WEIR_MERLIN_MPX_PREFIX);
+    memcpy(buf + WEIR_MERLIN_MPX_PREFIX, payload, len);
+    int rc = zmq_send(sock, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id),
+                      ZMQ_SNDMORE) < 0 ||
+                     zmq_send(sock, buf, WEIR_MERLIN_MPX_PREFIX + len, 0) < 0
+                 ? WEIR_EIO
+                 : WEIR_OK;
+    free(buf);
+    return rc;
+}
+
+/* Merlin's data port: a TCP server (a ZMQ_STREAM socket) that waits for the
+ * receiver to connect, then sends the acquisition header and every frame of
+ * a .mib file, MPX-framed, as the detector does. */
+static int sim_merlin(const char *ep, const char *mib, const char *hdr, double rate, uint64_t loops)
+{
+    char hdrpath[4096], err[512];
+    if (!hdr) {
+        snprintf(hdrpath, sizeof hdrpath, "%s", mib);
+        char *dot = strrchr(hdrpath, '.');
+        if (dot) strcpy(dot, ".hdr");
+        hdr = hdrpath;
+    }
+    weir_buf *hb = NULL;
+    if (weir_buf_map_file(hdr, &hb)) {
+        fprintf(stderr, "weir sim: cannot read the acquisition header %s\n", hdr);
+        return 1;
+    }
+    void *zctx = zmq_ctx_new(), *sock = zmq_socket(zctx, ZMQ_STREAM);
+    int linger = 10000, rc = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(sock, ep)) {
+        fprintf(stderr, "weir sim: cannot bind %s: %s\n", ep, zmq_strerror(zmq_errno()));
+        rc = 1;
+        goto out;
+    }
+    zmq_msg_t id, note;
+    zmq_msg_init(&id);
+    zmq_msg_init(&note);
+    /* the connect notice: the peer's id and an empty frame */
+    if (zmq_msg_recv(&id, sock, 0) < 0 || zmq_msg_recv(&note, sock, 0) < 0) {
+        rc = 1;
+        goto ids;
+    }
+    uint64_t frames = 0;
+    for (uint64_t loop = 0; !rc && (loops == 0 || loop < loops); loop++) {
+        weir_merlin_reader *r;
+        if (weir_merlin_reader_open(mib, &r, err, sizeof err)) {
+            fprintf(stderr, "weir sim: %s\n", err);
+            rc = 1;
+            break;
+        }
+        rc = send_mpx(sock, &id, weir_buf_data(hb), weir_buf_size(hb));
+        for (;;) {
+            weir_merlin_frame fr;
+            int eof = 0;
+            if (rc || weir_merlin_reader_next(r, &fr, &eof, err, sizeof err) || eof) break;
+            rc = send_mpx(sock, &id, weir_buf_data(fr.buf) + fr.offset,
+                          fr.hdr.data_offset + fr.hdr.payload_bytes);
+            weir_merlin_frame_clear(&fr);
+            frames++;
+            if (rate > 0) {
+                struct timespec ts = {0, (long)(1e9 / rate)};
+                nanosleep(&ts, NULL);
+            }
+        }
+        weir_merlin_reader_free(r);
+    }
+    fprintf(stderr, "weir sim: sent %llu Merlin frames\n", (unsigned long long)frames);
+ids:
+    zmq_msg_close(&id);
+    zmq_msg_close(&note);
+out:
+    zmq_close(sock);
+    zmq_ctx_term(zctx);
+    weir_buf_unref(hb);
+    return rc;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -158,6 +245,7 @@ static void usage(FILE *f)
             "                     (--from CAPTURE [--stream NAME] | --synthetic N [--shape HxW]\n"
             "                      [--compression none|bslz4] [--seed S])\n"
             "                     [--rate HZ] [--loop N] [--sndhwm N] [--fault KIND:K ...]\n\n"
+            "       weir sim merlin --endpoint tcp://ADDR:PORT --from FILE.mib [--hdr FILE.hdr]\n\n"
             "Sends STINS or DECTRIS stream v1/v2 scans (DECTRIS: synthetic only, --compression\n"
             "none|bslz4|lz4) over ZeroMQ. Faults act on the K-th data message (0-based) of\n"
             "every scan: drop:K, dup:K (send twice), reorder:K (swap with K+1),\n"
@@ -179,6 +267,7 @@ int cmd_sim(int argc, char **argv)
     int proto = argc >= 2 ? (!strcmp(argv[1], "stins")      ? 0
                              : !strcmp(argv[1], "dectris1") ? 1
                              : !strcmp(argv[1], "dectris2") ? 2
+                             : !strcmp(argv[1], "merlin")   ? 3
                                                             : -1)
                           : -1;
     if (proto < 0) {
@@ -186,7 +275,8 @@ int cmd_sim(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        fprintf(stderr, "weir sim: protocols: stins, dectris1 (DECTRIS stream v1), dectris2\n");
+        fprintf(stderr,
+                "weir sim: protocols: stins, dectris1 (DECTRIS stream v1), dectris2, merlin\n");
         usage(stderr);
         return 2;
     }
@@ -209,7 +299,7 @@ int cmd_sim(int argc, char **argv)
             ep = v;
         else if (!strcmp(a, "--from"))
             from = v;
-        else if (!strcmp(a, "--stream"))
+        else if (!strcmp(a, "--stream") || !strcmp(a, "--hdr"))
             stream = v;
         else if (!strcmp(a, "--socket"))
             sockname = v;
@@ -255,6 +345,14 @@ int cmd_sim(int argc, char **argv)
             fprintf(stderr, "weir sim: unknown option '%s'\n", a);
             return 2;
         }
+    }
+    if (proto == 3) {
+        if (!ep || !from) {
+            fprintf(stderr, "weir sim merlin: --endpoint tcp://ADDR:PORT and --from FILE.mib "
+                            "(the .hdr beside it, or --hdr FILE)\n");
+            return 2;
+        }
+        return sim_merlin(ep, from, stream, rate, loops);
     }
     if (!ep || (!from && !synthetic)) {
         usage(stderr);
