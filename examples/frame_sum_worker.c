@@ -87,12 +87,35 @@ static int merlin_event(weir_pctx *ctx, const weir_event *ev, const char *stream
     return rc;
 }
 
+/* Concert: the sum of every image. */
+static int concert_event(weir_pctx *ctx, const weir_event *ev, const char *stream)
+{
+    const weir_host *h = ctx->host;
+    if (h->abi_minor < 3) return WEIR_EUNSUPPORTED;
+    weir_concert_packet p;
+    int rc = h->concert_parse(ctx, ev, stream, &p);
+    if (rc || p.end || !p.data.ndim) {
+        h->concert_clear(&p);
+        return rc;
+    }
+    weir_result *r = h->result_new(ctx);
+    rc = r ? h->result_set_f64(r, "sum", frame_sum(ctx, &p.data)) : WEIR_ENOMEM;
+    if (!rc)
+        rc = h->emit(ctx, r);
+    else
+        h->result_free(r);
+    h->concert_clear(&p);
+    return rc;
+}
+
 static int process_event(weir_pctx *ctx, void *self, const weir_event *ev)
 {
     const weir_host *h = ctx->host;
     for (size_t i = 0; i < ev->nstreams; i++) {
         if (!strcmp(ev->streams[i].typ, "MERLIN"))
             return merlin_event(ctx, ev, ev->streams[i].name);
+        if (!strcmp(ev->streams[i].typ, "CONCERT"))
+            return concert_event(ctx, ev, ev->streams[i].name);
         if (!strcmp(ev->streams[i].typ, "EIGER_LEGACY") ||
             !strcmp(ev->streams[i].typ, "DECTRIS_STREAM2"))
             return dectris_event(ctx, ev, ev->streams[i].name);

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "weir/array.h"
+#include "weir/concert.h"
 #include "weir/dectris.h"
 #include "weir/merlin.h"
 #include "weir/error.h"
@@ -38,7 +39,7 @@
 #include "weir/stins.h"
 
 #define WEIR_ABI_MAJOR 1
-#define WEIR_ABI_MINOR 2 /* 1.1: DECTRIS parsing; 1.2: Merlin frames */
+#define WEIR_ABI_MINOR 3 /* 1.1: DECTRIS parsing; 1.2: Merlin frames; 1.3: Concert */
 
 typedef enum { WEIR_PLUGIN_WORKER = 1, WEIR_PLUGIN_REDUCER = 2 } weir_plugin_kind;
 
@@ -179,6 +180,14 @@ struct weir_host {
      * empty packet, for which out is left empty (ndim 0). */
     int (*merlin_parse)(weir_pctx *ctx, const weir_event *ev, const char *stream, int *is_header,
                         weir_array *out, weir_merlin_frame_header *hdr);
+
+    /* --- Concert (ABI 1.3) --- */
+    /* The stream `stream` of ev (typ "CONCERT") with its pixels viewed;
+     * release with concert_clear. An empty packet (event 0: Concert has no
+     * start message) gives WEIR_OK with out->end = 0 and no data. */
+    int (*concert_parse)(weir_pctx *ctx, const weir_event *ev, const char *stream,
+                         weir_concert_packet *out);
+    void (*concert_clear)(weir_concert_packet *p);
 };
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "weir/error.h"
 #include "weir/log.h"
+#include "weir/concert.h"
 #include "weir/dectris.h"
 #include "weir/merlin.h"
 #include "weir/stins.h"
@@ -99,6 +100,20 @@ static int classify_merlin(const weir_msg *m, weir_stins_kind *kind, int64_t *fr
     return WEIR_OK;
 }
 
+/* Concert: no start message; frames by "frame-number" when ucad sends it,
+ * else by position (the frame is returned as -1 and numbered by the caller). */
+static int classify_concert(const weir_msg *m, weir_stins_kind *kind, int64_t *frame, char *err,
+                            size_t errlen)
+{
+    weir_concert_packet p;
+    int rc = weir_concert_parse(m, 0, &p, err, errlen);
+    if (rc) return rc;
+    *kind = p.end ? WEIR_STINS_SERIES_END : WEIR_STINS_IMAGE;
+    *frame = p.frame;
+    weir_concert_clear(&p);
+    return WEIR_OK;
+}
+
 static const struct {
     const char *name, *typ;
     classify_fn classify;
@@ -106,7 +121,8 @@ static const struct {
     {"stins", "STINS", classify_stins},
     {"dectris1", "EIGER_LEGACY", classify_dectris1}, /* dranspose's typ for stream v1 */
     {"dectris2", "DECTRIS_STREAM2", classify_dectris2},
-    {"merlin", "MERLIN", classify_merlin}, /* raw TCP, MPX framing; no end message */
+    {"merlin", "MERLIN", classify_merlin},    /* raw TCP, MPX framing; no end message */
+    {"concert", "CONCERT", classify_concert}, /* no start message */
 };
 
 typedef struct {
@@ -120,6 +136,8 @@ typedef struct {
     uint8_t *acc;
     size_t acc_len, acc_cap;
     uint64_t expect_frames; /* announced by the header; 0 = until stopped */
+    int headerless;         /* Concert: the series starts with its first image */
+    int64_t position;       /* images so far, for frames without a number */
     held ahead[MAX_AHEAD];  /* frames that came before the one expected */
     int nahead;
     int64_t max_seen;
@@ -177,6 +195,7 @@ int weir_live_open(const weir_stream_cfg *cfg, size_t n, int rcvhwm, weir_live *
         }
         s->name = strdup(cfg[i].name);
         s->tcp = s->classify == classify_merlin;
+        s->headerless = s->classify == classify_concert;
         /* a ZMQ_STREAM socket speaks plain TCP: Merlin's data port */
         s->sock = zmq_socket(l->zctx, s->tcp ? ZMQ_STREAM : cfg[i].sub ? ZMQ_SUB : ZMQ_PULL);
         if (!s->name || !s->sock) goto fail;
@@ -349,6 +368,8 @@ static int read_packet(weir_live *l, stream *s, weir_msg *m, weir_stins_kind *ki
             weir_msg_clear(m);
             continue;
         }
+        if (*kind == WEIR_STINS_IMAGE && *frame < 0) *frame = s->position;
+        if (*kind == WEIR_STINS_IMAGE) s->position++;
         if (!s->started && *kind != WEIR_STINS_HEADER) {
             s->discarded++;
             weir_msg_clear(m);
@@ -427,11 +448,20 @@ static int header_event(weir_live *l, weir_event *ev)
         weir_stins_kind kind;
         int64_t f;
         int rc;
-        do {
-            rc = read_packet(l, s, &m, &kind, &f, -1);
-            if (rc) return rc;
-            if (kind != WEIR_STINS_HEADER) weir_msg_clear(&m); /* cannot happen: filtered */
-        } while (kind != WEIR_STINS_HEADER);
+        weir_msg_init(&m);
+        if (s->headerless) {
+            /* no start message (Concert): event 0 carries an empty packet and
+             * the series starts with the first image */
+            (void)kind;
+            (void)f;
+        } else {
+            do {
+                rc = read_packet(l, s, &m, &kind, &f, -1);
+                if (rc) return rc;
+                if (kind != WEIR_STINS_HEADER) weir_msg_clear(&m); /* cannot happen: filtered */
+            } while (kind != WEIR_STINS_HEADER);
+        }
+        s->position = 0;
         s->started = 1;
         s->ended = 0;
         s->max_seen = -1;

@@ -154,6 +154,22 @@ static int h_merlin_parse(weir_pctx *ctx, const weir_event *ev, const char *stre
     return rc;
 }
 
+static int h_concert_parse(weir_pctx *ctx, const weir_event *ev, const char *stream,
+                           weir_concert_packet *out)
+{
+    memset(out, 0, sizeof *out);
+    out->frame = -1;
+    const weir_stream_packet *s = weir_event_stream(ev, stream);
+    if (!s) return WEIR_ENOTFOUND;
+    if (s->msg.nparts == 0) return WEIR_OK; /* event 0: no start message */
+    char err[256];
+    int rc = weir_concert_parse(&s->msg, 1, out, err, sizeof err);
+    if (rc)
+        h_log(ctx, WEIR_LOG_WARNING, "event %llu stream '%s': %s", (unsigned long long)ev->number,
+              stream, err);
+    return rc;
+}
+
 static weir_result *h_result_new(weir_pctx *ctx)
 {
     role_ctx *rc = RC(ctx);
@@ -260,4 +276,6 @@ const weir_host weir_host_table = {
     .dectris_parse = h_dectris_parse,
     .dectris_clear = weir_dectris_clear,
     .merlin_parse = h_merlin_parse,
+    .concert_parse = h_concert_parse,
+    .concert_clear = weir_concert_clear,
 };

@@ -438,6 +438,57 @@ static void test_merlin_tcp(void **state)
     merlin_run("Single_9_Frame_CounterDepth_6_Rows_256.mib", 9, 24125, 217684);
 }
 
+/* Concert (no start message; frames by position, or by ucad's
+ * "frame-number"), with a dropped frame in the numbered case. */
+static void concert_run(const char *extra, int expect_rc, int nframes, int missing)
+{
+    const char *dir = tu_tmpdir("concert");
+    int port = 26000 + (int)(getpid() % 14000);
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg,
+             "{\"streams\": [{\"name\": \"cam\", \"protocol\": \"concert\", \"endpoint\": "
+             "\"tcp://127.0.0.1:%d\"}],\n"
+             " \"worker\": \"%s\", \"reducer\": \"%s:sum_reducer\", \"reorder_ms\": 200,\n"
+             " \"parameters\": {\"report\": \"%s/sums.txt\"}}\n",
+             port, tu_build("examples/frame_sum_worker.so"),
+             tu_build("tests/plugins/test_plugins.so"), dir);
+    tu_write(dir, "cfg.json", cfg);
+    /* Concert's sender binds, the receiver connects */
+    int rc = tu_run(dir,
+                    "(timeout 60 %s run cfg.json & pid=$!; %s sim concert --bind --endpoint "
+                    "tcp://127.0.0.1:%d --synthetic 8 --shape 20x30 --seed 17 %s; wait $pid)",
+                    tu_build("weir"), tu_build("weir"), port, extra);
+    char *o = tu_output();
+    if (rc != expect_rc) fail_msg("concert %s: exit %d:\n%s", extra, rc, o);
+    free(o);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/sums.txt", dir);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    int ev, n = 0;
+    double v;
+    weir_synth_config c = {
+        .frames = 8, .height = 20, .width = 30, .dtype = WEIR_DT_U16, .seed = 17};
+    uint16_t px[20 * 30];
+    while (fscanf(f, "%d %lf", &ev, &v) == 2) {
+        assert_true(ev != missing + 1);
+        weir_synth_frame(&c, (uint64_t)ev - 1, px);
+        double want = 0;
+        for (int k = 0; k < 20 * 30; k++)
+            want += px[k];
+        assert_true(v == want);
+        n++;
+    }
+    fclose(f);
+    assert_int_equal(n, nframes);
+}
+
+static void test_concert(void **state)
+{
+    concert_run("", 0, 8, -1);
+    concert_run("--frame-numbers --fault drop:2", 3, 7, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_dectris_v1_v2),
         cmocka_unit_test(test_back_pressure),
         cmocka_unit_test(test_merlin_tcp),
+        cmocka_unit_test(test_concert),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

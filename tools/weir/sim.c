@@ -11,6 +11,7 @@
 #include "cli.h"
 
 #include "weir/cbors.h"
+#include "weir/concert.h"
 #include "weir/dectris.h"
 #include "weir/merlin.h"
 #include "weir/error.h"
@@ -133,6 +134,13 @@ static int send_msg(void *sock, const weir_msg *m)
 
 static int is_data(const weir_msg *m, int proto)
 {
+    if (proto == 4) {
+        weir_concert_packet p;
+        if (weir_concert_parse(m, 0, &p, NULL, 0)) return 0;
+        int d = !p.end;
+        weir_concert_clear(&p);
+        return d;
+    }
     if (proto == 0) {
         weir_stins_packet p;
         if (weir_stins_parse(m, 0, &p, NULL, 0)) return 0;
@@ -245,7 +253,8 @@ static void usage(FILE *f)
             "                     (--from CAPTURE [--stream NAME] | --synthetic N [--shape HxW]\n"
             "                      [--compression none|bslz4] [--seed S])\n"
             "                     [--rate HZ] [--loop N] [--sndhwm N] [--fault KIND:K ...]\n\n"
-            "       weir sim merlin --endpoint tcp://ADDR:PORT --from FILE.mib [--hdr FILE.hdr]\n\n"
+            "       weir sim merlin --endpoint tcp://ADDR:PORT --from FILE.mib [--hdr FILE.hdr]\n"
+            "       weir sim concert --endpoint EP --synthetic N [--frame-numbers] ...\n\n"
             "Sends STINS or DECTRIS stream v1/v2 scans (DECTRIS: synthetic only, --compression\n"
             "none|bslz4|lz4) over ZeroMQ. Faults act on the K-th data message (0-based) of\n"
             "every scan: drop:K, dup:K (send twice), reorder:K (swap with K+1),\n"
@@ -259,7 +268,7 @@ int cmd_sim(int argc, char **argv)
     int bind = 0;
     uint64_t synthetic = 0, loops = 1, seed = 1;
     double rate = 0;
-    int sndhwm = 0;
+    int sndhwm = 0, frame_numbers = 0;
     size_t h = 64, w = 64;
     weir_stins_compression comp = WEIR_STINS_COMP_NONE;
     weir_dectris_encoding denc = WEIR_DECTRIS_ENC_NONE;
@@ -268,6 +277,7 @@ int cmd_sim(int argc, char **argv)
                              : !strcmp(argv[1], "dectris1") ? 1
                              : !strcmp(argv[1], "dectris2") ? 2
                              : !strcmp(argv[1], "merlin")   ? 3
+                             : !strcmp(argv[1], "concert")  ? 4
                                                             : -1)
                           : -1;
     if (proto < 0) {
@@ -275,8 +285,8 @@ int cmd_sim(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        fprintf(stderr,
-                "weir sim: protocols: stins, dectris1 (DECTRIS stream v1), dectris2, merlin\n");
+        fprintf(stderr, "weir sim: protocols: stins, dectris1 (DECTRIS stream v1), dectris2, "
+                        "merlin, concert\n");
         usage(stderr);
         return 2;
     }
@@ -288,6 +298,10 @@ int cmd_sim(int argc, char **argv)
         }
         if (!strcmp(a, "--bind")) {
             bind = 1;
+            continue;
+        }
+        if (!strcmp(a, "--frame-numbers")) {
+            frame_numbers = 1;
             continue;
         }
         if (!v) {
@@ -346,7 +360,7 @@ int cmd_sim(int argc, char **argv)
             return 2;
         }
     }
-    if (proto == 3) {
+    if (proto == 3) { /* Merlin: --hdr is kept in `stream` */
         if (!ep || !from) {
             fprintf(stderr, "weir sim merlin: --endpoint tcp://ADDR:PORT and --from FILE.mib "
                             "(the .hdr beside it, or --hdr FILE)\n");
@@ -360,7 +374,33 @@ int cmd_sim(int argc, char **argv)
     }
     char err[512];
     msglist l = {0};
-    if (proto > 0) {
+    if (proto == 4) {
+        /* Concert: images (with ucad's "frame-number" when --frame-numbers)
+         * and the {"end": true} marker; no start message */
+        if (!synthetic) {
+            fprintf(stderr, "weir sim concert: --synthetic N is needed\n");
+            return 2;
+        }
+        weir_synth_config c = {
+            .frames = synthetic, .height = h, .width = w, .dtype = WEIR_DT_U16, .seed = seed};
+        uint16_t *px = malloc(h * w * 2);
+        weir_msg m;
+        weir_msg_init(&m);
+        int rc = px ? WEIR_OK : WEIR_ENOMEM;
+        for (uint64_t f = 0; !rc && f < synthetic; f++) {
+            weir_synth_frame(&c, f, px);
+            rc = weir_concert_encode_image(&m, WEIR_DT_U16, h, w, px,
+                                           frame_numbers ? (int64_t)f : -1);
+            if (!rc) rc = push(&l, &m);
+        }
+        if (!rc) rc = weir_concert_encode_end(&m);
+        if (!rc) rc = push(&l, &m);
+        free(px);
+        if (rc) {
+            clear(&l);
+            return 1;
+        }
+    } else if (proto > 0) {
         if (!synthetic) {
             fprintf(stderr, "weir sim: DECTRIS: --synthetic N is needed (captures: not yet)\n");
             return 2;
