@@ -158,6 +158,7 @@ struct weir_live {
     int partial;    /* emit events with the streams that have the frame */
     int reorder_ms; /* how long a missing frame is waited for once later ones came */
     uint64_t dropped_events, partial_events;
+    int unfinished; /* series stopped before their end */
 };
 
 static void release_zmsg(void *opaque, void *data, size_t size)
@@ -295,8 +296,7 @@ static int recv_multipart(weir_live *l, stream *s, weir_msg *m, int timeout_ms)
     while (s->tcp) {
         int rc = pop_mpx(s, m);
         if (rc != WEIR_ETRUNCATED) return rc;
-        if (l->stop) return 1;
-        int slice = 200;
+        int slice = l->stop ? 0 : 200;
         if (timeout_ms >= 0) {
             double left = deadline - now_s();
             if (left <= 0) return 2;
@@ -306,10 +306,12 @@ static int recv_multipart(weir_live *l, stream *s, weir_msg *m, int timeout_ms)
         int r = zmq_poll(&it, 1, slice);
         if (r < 0 && zmq_errno() != EINTR) return WEIR_EIO;
         if (r > 0 && (rc = read_tcp(s))) return rc;
+        if (r <= 0 && l->stop) return 1;
     }
     for (;;) {
-        if (l->stop) return 1;
-        int slice = 200;
+        /* a stop takes effect once nothing is waiting: what has arrived is
+         * still processed */
+        int slice = l->stop ? 0 : 200;
         if (timeout_ms >= 0) {
             double left = deadline - now_s();
             if (left <= 0) return 2;
@@ -319,6 +321,7 @@ static int recv_multipart(weir_live *l, stream *s, weir_msg *m, int timeout_ms)
         int r = zmq_poll(&it, 1, slice);
         if (r < 0 && zmq_errno() != EINTR) return WEIR_EIO;
         if (r > 0) break;
+        if (l->stop) return 1;
     }
     int more = 1;
     while (more) {
@@ -486,6 +489,9 @@ static int header_event(weir_live *l, weir_event *ev)
 
 static void end_series(weir_live *l)
 {
+    /* a series still open here was cut short (stopped before its end) */
+    for (size_t i = 0; i < l->n; i++)
+        if (l->s[i].started && !l->s[i].ended && l->in_series) l->unfinished++;
     for (size_t i = 0; i < l->n; i++) {
         stream *s = &l->s[i];
         for (int k = 0; k < s->nahead; k++)
@@ -581,6 +587,15 @@ static int next(void *ud, weir_event **out)
     }
 stopped:
     weir_event_free(ev);
+    if (l->in_series) {
+        for (size_t i = 0; i < l->n; i++)
+            if (l->s[i].started && !l->s[i].ended)
+                WEIR_LOGW(COMP,
+                          "stream '%s': stopped before the series ended (frame %" PRId64
+                          " expected next)",
+                          l->s[i].name, l->expect);
+        end_series(l);
+    }
     l->in_acq = 0;
     return WEIR_OK;
 fail:
@@ -613,7 +628,7 @@ void weir_live_stop(weir_live *l)
 
 uint64_t weir_live_rejected(const weir_live *l)
 {
-    uint64_t n = l->dropped_events;
+    uint64_t n = l->dropped_events + (uint64_t)l->unfinished;
     for (size_t i = 0; i < l->n; i++)
         n += l->s[i].malformed + l->s[i].gaps + l->s[i].duplicates + l->s[i].late_headers;
     return n;
@@ -632,6 +647,9 @@ void weir_live_report(const weir_live *l, FILE *f)
                 s->reordered, s->late_headers, s->started ? " (series not ended)" : "");
         if (s->malformed) fprintf(f, "    last malformed: %s\n", s->last_error);
     }
+    if (l->unfinished)
+        fprintf(f, "  %d stream series stopped before their end (sender gone or stopped)\n",
+                l->unfinished);
     if (l->dropped_events || l->partial_events)
         fprintf(f, "  events missing a stream: %" PRIu64 " dropped, %" PRIu64 " emitted partial\n",
                 l->dropped_events, l->partial_events);

@@ -158,6 +158,47 @@ static double synth_mean(uint64_t i)
     return s / (32 * 16);
 }
 
+static void test_sim_disconnect(void **state)
+{
+    /* the sender goes away mid-scan: the frames before are processed; weir
+     * waits (a slow detector looks the same) until stopped, then reports the
+     * series as cut short (exit code 3) */
+    const char *dir = tu_tmpdir("fault-disconnect");
+    int port = 27000 + (int)(getpid() % 13000);
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg,
+             "{\"streams\": [{\"name\": \"det\", \"protocol\": \"stins\", \"endpoint\": "
+             "\"tcp://127.0.0.1:%d\", \"socket\": \"pull\", \"bind\": true}],\n"
+             " \"worker\": \"%s\", \"reducer\": \"%s:sum_reducer\",\n"
+             " \"parameters\": {\"report\": \"%s/sums.txt\"}}\n",
+             port, tu_build("examples/frame_sum_worker.so"),
+             tu_build("tests/plugins/test_plugins.so"), dir);
+    tu_write(dir, "cfg.json", cfg);
+    int rc = tu_run(dir,
+                    "(timeout 60 %s run cfg.json & pid=$!; %s sim stins --endpoint "
+                    "tcp://127.0.0.1:%d --synthetic 12 --shape 16x16 --fault disconnect:5; "
+                    /* the pause lets the sent bytes reach weir's socket; a stop
+                     * still processes what has arrived */
+                    "sleep 1; kill -TERM $pid; wait $pid)",
+                    tu_build("weir"), tu_build("weir"), port);
+    char *o = tu_output();
+    if (rc != 3) fail_msg("exit %d, expected 3:\n%s", rc, o);
+    assert_non_null(strstr(o, "stopped before their end"));
+    free(o);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/sums.txt", dir);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    int ev, n = 0;
+    double v;
+    while (fscanf(f, "%d %lf", &ev, &v) == 2) {
+        assert_true(ev >= 1 && ev <= 5);
+        n++;
+    }
+    fclose(f);
+    assert_int_equal(n, 5); /* data messages 0..4 were sent */
+}
+
 static void test_sim_faults_detected(void **state)
 {
     char *o;
@@ -495,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_python_sender_threaded),
         cmocka_unit_test(test_python_sender_mpi),
         cmocka_unit_test(test_sim_faults_detected),
+        cmocka_unit_test(test_sim_disconnect),
         cmocka_unit_test(test_record_dump_and_raw),
         cmocka_unit_test(test_dectris_v1_v2),
         cmocka_unit_test(test_back_pressure),
