@@ -267,6 +267,7 @@ static int read_tcp(stream *s)
         goto out;
     }
     size_t n = zmq_msg_size(&data); /* 0: a connect or disconnect notice */
+    if (n == 0) goto out;
     if (s->acc_len + n > s->acc_cap) {
         size_t cap = s->acc_cap ? s->acc_cap : 1 << 20;
         while (cap < s->acc_len + n)
