@@ -19,6 +19,8 @@ const char *tu_build(const char *rel);
 
 /* Writes dir/name with the given text; returns a static path (8 slots). */
 const char *tu_write(const char *dir, const char *name, const char *text);
+/* A TCP port on 127.0.0.1 that is free right now (the OS picks it). */
+int tu_free_port(void);
 /* Runs a shell command in dir with LOG_LEVEL=WARNING; stdout+stderr go to
  * dir/out.txt. Returns the exit status (-1 if killed). */
 int tu_run(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -16,6 +16,12 @@ int cmd_record(int argc, char **argv);
  * option and returns -1 on failure. */
 int cli_parse_u64(const char *opt, const char *s, uint64_t *out);
 
+/* Reads a JSON object from a file (cJSON); NULL with a message on stderr
+ * naming the file and the offset when it cannot. Caller frees with
+ * cJSON_Delete. */
+struct cJSON;
+struct cJSON *cli_read_json(const char *verb, const char *path);
+
 /* ---- the MPI path shared by replay and run (mpirun.c) ---- */
 #include "weir/engine.h"
 #include "weir/mpi.h"

@@ -6,6 +6,8 @@
 #include "weir/error.h"
 #include "weir/log.h"
 
+#include <cjson/cJSON.h>
+
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,4 +94,32 @@ int cli_run_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo, cli_sour
     }
     weir_mpi_finalize();
     return rc;
+}
+
+cJSON *cli_read_json(const char *verb, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "weir %s: cannot open %s\n", verb, path);
+        return NULL;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    char chunk[4096];
+    size_t got;
+    while (mem && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fwrite(chunk, 1, got, mem);
+    fclose(f);
+    if (mem) fclose(mem);
+    cJSON *j = text ? cJSON_ParseWithLength(text, len) : NULL;
+    if (!cJSON_IsObject(j)) {
+        const char *at = cJSON_GetErrorPtr();
+        fprintf(stderr, "weir %s: %s: not a JSON object (near offset %ld)\n", verb, path,
+                at && text && at >= text && at <= text + len ? (long)(at - text) : -1L);
+        cJSON_Delete(j);
+        j = NULL;
+    }
+    free(text);
+    return j;
 }

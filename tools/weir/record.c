@@ -38,24 +38,6 @@ static void on_sig_live(int s)
     if (rec_live) weir_live_stop(rec_live);
 }
 
-static int read_config(const char *path, cJSON **out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return WEIR_ENOENT;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&text, &len);
-    char chunk[4096];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, got, mem);
-    fclose(f);
-    fclose(mem);
-    *out = cJSON_ParseWithLength(text, len);
-    free(text);
-    return cJSON_IsObject(*out) ? WEIR_OK : WEIR_EJSON;
-}
-
 static const char *js(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -177,12 +159,8 @@ int cmd_record(int argc, char **argv)
         fprintf(stderr, "usage: weir record CONFIG.json -o FILE.cbors [--raw] [--continuous]\n");
         return 2;
     }
-    cJSON *cfg = NULL;
-    if (read_config(cfgpath, &cfg)) {
-        fprintf(stderr, "weir record: %s: cannot read a JSON object\n", cfgpath);
-        cJSON_Delete(cfg);
-        return 1;
-    }
+    cJSON *cfg = cli_read_json("record", cfgpath);
+    if (!cfg) return 1;
     const cJSON *streams = cJSON_GetObjectItemCaseSensitive(cfg, "streams");
     int n = cJSON_IsArray(streams) ? cJSON_GetArraySize(streams) : 0;
     if (!n) {

@@ -150,25 +150,8 @@ int cmd_run(int argc, char **argv)
     weir_params *params = NULL;
     weir_plugin_handle *wh = NULL, *rh = NULL;
     const weir_plugin *wp, *rpl;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "weir run: cannot open %s\n", path);
-        return 1;
-    }
-    char *text = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&text, &len);
-    char chunk[4096];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, got, mem);
-    fclose(f);
-    fclose(mem);
-    cfgj = cJSON_ParseWithLength(text, len);
-    if (!cJSON_IsObject(cfgj)) {
-        const char *at = cJSON_GetErrorPtr();
-        fprintf(stderr, "weir run: %s: not a JSON object (near offset %ld)\n", path,
-                at && text ? (long)(at - text) : -1L);
+    cfgj = cli_read_json("run", path);
+    if (!cfgj) {
         rc = 1;
         goto out;
     }
@@ -283,6 +266,5 @@ out:
     weir_plugin_unload(rh);
     free(sc);
     cJSON_Delete(cfgj);
-    free(text);
     return rc;
 }
