@@ -85,7 +85,8 @@ static int slow_init(weir_pctx *ctx, void **self)
     slow *s = calloc(1, sizeof *s);
     if (!s) return WEIR_ENOMEM;
     const char *path = ctx->host->param_bytes(ctx, "report", NULL);
-    if (path && *path && !(s->report = fopen(path, "w"))) {
+    /* append: a --continuous run makes one reducer per scan */
+    if (path && *path && !(s->report = fopen(path, "a"))) {
         free(s);
         return WEIR_EIO;
     }

@@ -235,6 +235,51 @@ static void test_sim_disconnect(void **state)
         assert_true(sums[ev] == frame_total(16, 16, 1, (uint64_t)ev - 1));
 }
 
+/* --continuous: scan after scan, finish() after each, until stopped. */
+static void test_continuous(void **state)
+{
+    const char *dir = tu_tmpdir("continuous");
+    int port = tu_free_port();
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg,
+             "{\"streams\": [{\"name\": \"det\", \"protocol\": \"stins\", \"endpoint\": "
+             "\"tcp://127.0.0.1:%d\", \"bind\": true}],\n"
+             " \"worker\": \"%s:echo_worker\", \"reducer\": \"%s:slow_reducer\",\n"
+             " \"parameters\": {\"report\": \"%s/r.txt\"}}\n",
+             port, tu_build("tests/plugins/test_plugins.so"),
+             tu_build("tests/plugins/test_plugins.so"), dir);
+    tu_write(dir, "cfg.json", cfg);
+    int rc = tu_run(dir,
+                    "(timeout 60 %s run cfg.json --continuous & pid=$!; timeout 60 %s sim stins "
+                    "--endpoint tcp://127.0.0.1:%d --synthetic 6 --shape 8x8 --loop 3; "
+                    /* the pause lets the sent bytes arrive; a stop processes them */
+                    "sleep 1; kill -TERM $pid; wait $pid)",
+                    tu_build("weir"), tu_build("weir"), port);
+    char *o = tu_output();
+    if (rc) fail_msg("exit %d:\n%s", rc, o);
+    assert_non_null(strstr(o, "acquisition 3:"));
+    free(o);
+    char p[4200], line[256];
+    snprintf(p, sizeof p, "%s/r.txt", dir);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    int finishes = 0, results = 0;
+    while (fgets(line, sizeof line, f)) {
+        long r, t;
+        if (sscanf(line, "reducer_finish %ld %ld", &r, &t) == 2) {
+            finishes++;
+            /* per scan: header to both workers, 6 images, series_end, and one
+             * result from each worker's finish() */
+            assert_int_equal(r, 2 + 6 + 1 + 2);
+        } else if (!strncmp(line, "result", 6)) {
+            results++;
+        }
+    }
+    fclose(f);
+    assert_int_equal(finishes, 3);
+    assert_int_equal(results, 3 * 9);
+}
+
 static void test_sim_faults_detected(void **state)
 {
     char *o;
@@ -499,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_python_sender_threaded),
         cmocka_unit_test(test_python_sender_mpi),
         cmocka_unit_test(test_sim_faults_detected),
+        cmocka_unit_test(test_continuous),
         cmocka_unit_test(test_sim_disconnect),
         cmocka_unit_test(test_record_dump_and_raw),
         cmocka_unit_test(test_dectris_v1_v2),

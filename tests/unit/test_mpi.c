@@ -242,8 +242,8 @@ static void test_hung_worker_rank(void **state)
     /* going on without it: the other rank's events are all processed and
      * the lost ones (slot 0's: odd events from 5 on, round-robin) reported */
     rc = tu_run(dir,
-                "timeout 120 %s %s replay -w %s:fault_worker -r %s:slow_reducer -f "
-                "cap.cbors --param fault=hang --param report=r.txt --rank-timeout 2 "
+                "rm -f r.txt && timeout 120 %s %s replay -w %s:fault_worker -r %s:slow_reducer "
+                "-f cap.cbors --param fault=hang --param report=r.txt --rank-timeout 2 "
                 "--dist round-robin --continue-without-dead --quiet",
                 mpirun(), tu_build("weir"), tp, tp);
     o = tu_output();

@@ -83,6 +83,23 @@ static int ls_report(void *ud, FILE *f)
 
 static void ls_close(void *ud) {}
 
+/* A source whose first event was already read. */
+typedef struct {
+    weir_source src;
+    weir_event *first;
+} prefetched;
+
+static int prefetched_next(void *ud, weir_event **ev)
+{
+    prefetched *p = ud;
+    if (p->first) {
+        *ev = p->first;
+        p->first = NULL;
+        return WEIR_OK;
+    }
+    return p->src.next(p->src.ud, ev);
+}
+
 static int load_params(weir_params *p, const cJSON *j, char *err, size_t errlen)
 {
     if (!j) return WEIR_OK;
@@ -228,14 +245,21 @@ int cmd_run(int argc, char **argv)
     int scan = 0;
     rc = 0;
     do {
+        /* The plug-ins start only once a scan has begun: the first event
+         * (the series start) is read here, so a run stopped between scans
+         * calls no init/finish for a scan that never came. */
+        WEIR_LOGI("run", "waiting for acquisition %d on %d stream(s)", scan + 1, ns);
+        prefetched pf = {weir_live_source(live), NULL};
+        if (pf.src.next(pf.src.ud, &pf.first) || !pf.first) break;
         weir_engine *eng = NULL;
         if (weir_engine_new(&cfg, &eng, err, sizeof err)) {
             fprintf(stderr, "weir run: %s\n", err);
+            weir_event_free(pf.first);
             rc = 1;
             break;
         }
-        WEIR_LOGI("run", "waiting for acquisition %d on %d stream(s)", ++scan, ns);
-        weir_engine_start(eng, weir_live_source(live));
+        scan++;
+        weir_engine_start(eng, (weir_source){prefetched_next, NULL, &pf});
         weir_engine_wait(eng, -1);
         weir_stats st;
         weir_engine_stats(eng, &st);
