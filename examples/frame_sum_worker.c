@@ -47,6 +47,24 @@ static const weir_param_desc params[] = {
      "sum each frame this many times (CPU-bound load for benchmarks)"},
 };
 
+/* Emits {"sum": ...} for one frame, summed `repeat` times (CPU load for
+ * benchmarks; every pass is kept). */
+static int emit_sum(weir_pctx *ctx, const weir_array *a)
+{
+    const weir_host *h = ctx->host;
+    int64_t rep = h->param_int(ctx, "repeat");
+    double sum = 0;
+    for (int64_t k = 0; k < (rep > 1 ? rep : 1); k++) {
+        sum = frame_sum(ctx, a);
+        __asm__ volatile("" : : "g"(&sum) : "memory");
+    }
+    weir_result *r = h->result_new(ctx);
+    int rc = r ? h->result_set_f64(r, "sum", sum) : WEIR_ENOMEM;
+    if (!rc) return h->emit(ctx, r);
+    h->result_free(r);
+    return rc;
+}
+
 /* DECTRIS stream v1/v2: the sum of the first channel of every image. */
 static int dectris_event(weir_pctx *ctx, const weir_event *ev, const char *stream)
 {
@@ -55,14 +73,7 @@ static int dectris_event(weir_pctx *ctx, const weir_event *ev, const char *strea
     weir_dectris_packet p;
     int rc = h->dectris_parse(ctx, ev, stream, &p);
     if (rc) return rc;
-    if (p.kind == WEIR_DECTRIS_IMAGE && p.nchannels > 0) {
-        weir_result *r = h->result_new(ctx);
-        rc = r ? h->result_set_f64(r, "sum", frame_sum(ctx, &p.channels[0].data)) : WEIR_ENOMEM;
-        if (!rc)
-            rc = h->emit(ctx, r);
-        else
-            h->result_free(r);
-    }
+    if (p.kind == WEIR_DECTRIS_IMAGE && p.nchannels > 0) rc = emit_sum(ctx, &p.channels[0].data);
     h->dectris_clear(&p);
     return rc;
 }
@@ -77,12 +88,7 @@ static int merlin_event(weir_pctx *ctx, const weir_event *ev, const char *stream
     weir_array a;
     int rc = h->merlin_parse(ctx, ev, stream, &is_header, &a, NULL);
     if (rc || is_header || !a.ndim) return rc;
-    weir_result *r = h->result_new(ctx);
-    rc = r ? h->result_set_f64(r, "sum", frame_sum(ctx, &a)) : WEIR_ENOMEM;
-    if (!rc)
-        rc = h->emit(ctx, r);
-    else
-        h->result_free(r);
+    rc = emit_sum(ctx, &a);
     h->array_release(&a);
     return rc;
 }
@@ -94,58 +100,43 @@ static int concert_event(weir_pctx *ctx, const weir_event *ev, const char *strea
     if (h->abi_minor < 3) return WEIR_EUNSUPPORTED;
     weir_concert_packet p;
     int rc = h->concert_parse(ctx, ev, stream, &p);
-    if (rc || p.end || !p.data.ndim) {
-        h->concert_clear(&p);
-        return rc;
-    }
-    weir_result *r = h->result_new(ctx);
-    rc = r ? h->result_set_f64(r, "sum", frame_sum(ctx, &p.data)) : WEIR_ENOMEM;
-    if (!rc)
-        rc = h->emit(ctx, r);
-    else
-        h->result_free(r);
+    if (!rc && !p.end && p.data.ndim) rc = emit_sum(ctx, &p.data);
     h->concert_clear(&p);
     return rc;
 }
 
-static int process_event(weir_pctx *ctx, void *self, const weir_event *ev)
+/* STINS: the sum of every image; the header's filename goes to the reducer
+ * (the tutorial reducer opens its output from it). */
+static int stins_event(weir_pctx *ctx, const weir_event *ev, const char *stream)
 {
     const weir_host *h = ctx->host;
+    weir_stins_packet p;
+    int rc = h->stins_parse(ctx, ev, stream, &p);
+    if (rc) return rc;
+    if (p.kind == WEIR_STINS_IMAGE) {
+        rc = emit_sum(ctx, &p.data);
+    } else if (p.kind == WEIR_STINS_HEADER) {
+        weir_result *r = h->result_new(ctx);
+        rc = r ? h->result_set_str(r, "filename", p.filename ? p.filename : "") : WEIR_ENOMEM;
+        if (!rc)
+            rc = h->emit(ctx, r);
+        else
+            h->result_free(r);
+    }
+    h->stins_clear(&p);
+    return rc;
+}
+
+/* The first stream of a protocol this worker knows decides the event. */
+static int process_event(weir_pctx *ctx, void *self, const weir_event *ev)
+{
     for (size_t i = 0; i < ev->nstreams; i++) {
-        if (!strcmp(ev->streams[i].typ, "MERLIN"))
-            return merlin_event(ctx, ev, ev->streams[i].name);
-        if (!strcmp(ev->streams[i].typ, "CONCERT"))
-            return concert_event(ctx, ev, ev->streams[i].name);
-        if (!strcmp(ev->streams[i].typ, "EIGER_LEGACY") ||
-            !strcmp(ev->streams[i].typ, "DECTRIS_STREAM2"))
-            return dectris_event(ctx, ev, ev->streams[i].name);
-        if (strcmp(ev->streams[i].typ, "STINS") != 0) continue;
-        weir_stins_packet p;
-        int rc = h->stins_parse(ctx, ev, ev->streams[i].name, &p);
-        if (rc) return rc;
-        if (p.kind == WEIR_STINS_IMAGE) {
-            int64_t rep = h->param_int(ctx, "repeat");
-            double sum = 0;
-            for (int64_t k = 0; k < (rep > 1 ? rep : 1); k++) {
-                sum = frame_sum(ctx, &p.data);
-                __asm__ volatile("" : : "g"(&sum) : "memory"); /* keep every pass */
-            }
-            weir_result *r = h->result_new(ctx);
-            rc = r ? h->result_set_f64(r, "sum", sum) : WEIR_ENOMEM;
-            if (!rc)
-                rc = h->emit(ctx, r);
-            else
-                h->result_free(r);
-        } else if (p.kind == WEIR_STINS_HEADER) {
-            weir_result *r = h->result_new(ctx);
-            rc = r ? h->result_set_str(r, "filename", p.filename ? p.filename : "") : WEIR_ENOMEM;
-            if (!rc)
-                rc = h->emit(ctx, r);
-            else
-                h->result_free(r);
-        }
-        h->stins_clear(&p);
-        return rc;
+        const char *typ = ev->streams[i].typ, *name = ev->streams[i].name;
+        if (!strcmp(typ, "STINS")) return stins_event(ctx, ev, name);
+        if (!strcmp(typ, "MERLIN")) return merlin_event(ctx, ev, name);
+        if (!strcmp(typ, "CONCERT")) return concert_event(ctx, ev, name);
+        if (!strcmp(typ, "EIGER_LEGACY") || !strcmp(typ, "DECTRIS_STREAM2"))
+            return dectris_event(ctx, ev, name);
     }
     return WEIR_OK;
 }

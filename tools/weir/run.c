@@ -264,7 +264,6 @@ int cmd_run(int argc, char **argv)
         weir_stats st;
         weir_engine_stats(eng, &st);
         weir_engine_free(eng);
-        if (st.source.events_in == 0) break; /* stopped while waiting */
         if (!quiet) {
             fprintf(stderr, "weir run: acquisition %d: %" PRIu64 " events\n", scan,
                     st.source.events_in);
