@@ -11,6 +11,14 @@ int cmd_inspect(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 int cmd_record(int argc, char **argv);
+int cmd_tags(int argc, char **argv);
+
+/* `weir tags` subverbs: tags_io.c (readers) and tags_instr.c (instruments). */
+int cli_tags_info(int argc, char **argv);
+int cli_tags_export(int argc, char **argv);
+int cli_tags_corr(int argc, char **argv);
+int cli_tags_lifetime(int argc, char **argv);
+int cli_tags_count(int argc, char **argv);
 
 /* Parses a non-negative integer option value; prints an error naming the
  * option and returns -1 on failure. */

@@ -21,6 +21,7 @@ static const struct {
     {"inspect", cmd_inspect, "summarise a capture; export a decoded frame as .npy"},
     {"synth", cmd_synth, "write a synthetic STINS capture (fixed seed)"},
     {"record", cmd_record, "record live streams to a .cbors dump (or raw captures)"},
+    {"tags", cmd_tags, "photon time tags: info, export, correlation, lifetime, counting"},
     {"sim", cmd_sim, "serve STINS scans over ZeroMQ (captures or synthetic; faults on purpose)"},
 };
 
