@@ -165,6 +165,20 @@ int weir_tag_refresh(weir_tag_reader *r, uint64_t *nrecords, char *err, size_t e
 int weir_tag_sections(weir_tag_reader *r, uint64_t first, uint64_t end, unsigned k,
                       weir_tag_pos *out, uint64_t *ends, char *err, size_t errlen);
 
+/* Encoding, for tests, fuzz seeds and benchmark inputs: writes a complete
+ * file of format fmt holding the events (sorted by time). `variant` picks
+ * the record type within the format (PTU: the TTResultFormat_TTTRRecType
+ * code, e.g. 0x01010204 HydraHarp V2 T2; 0 = the format's default), and the
+ * resolutions are written to the header as given. Overflow records are
+ * inserted where the time needs them. */
+typedef struct {
+    uint32_t variant;
+    double resolution_s;  /* T2 tick or T3 micro bin */
+    double sync_period_s; /* T3 only */
+} weir_tag_encode_opts;
+int weir_tag_encode(weir_tag_format fmt, const weir_tag_encode_opts *o, const weir_tag *events,
+                    size_t n, const char *path, char *err, size_t errlen);
+
 const char *weir_tag_format_name(weir_tag_format f);
 /* Parses "ptu", "swabian", "qutag", "qutag-raw", "bh", "et-a033", "legacy". */
 int weir_tag_format_parse(const char *s, weir_tag_format *out);
