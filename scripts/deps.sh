@@ -5,7 +5,7 @@
 # prints the apt-get command to run and fails.
 set -eu
 what=${1:-build}
-pkgs="gcc make cmake pkg-config libcbor-dev libcjson-dev liblz4-dev zlib1g-dev libhdf5-dev libopenmpi-dev openmpi-bin libzmq3-dev"
+pkgs="gcc make cmake pkg-config libcbor-dev libcjson-dev liblz4-dev zlib1g-dev libhdf5-dev libopenmpi-dev openmpi-bin libzmq3-dev libcurl4-openssl-dev libmicrohttpd-dev"
 case "$what" in
   test) pkgs="$pkgs libcmocka-dev clang libclang-rt-14-dev hdf5-tools bitshuffle hdf5-filter-plugin python3-zmq" ;;
   demo) pkgs="$pkgs libcmocka-dev hdf5-tools" ;;
