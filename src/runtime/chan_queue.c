@@ -6,9 +6,11 @@
  * Wake-ups are batched, because on a small machine a thread switch per event
  * costs more than the event: a blocked sender is woken only once the queue
  * has drained to half, and a waiting receiver only once a quarter of the
- * queue is filled. So that a trickle of events is never stranded below that
- * mark, receivers wait in slices of at most WAIT_SLICE_MS and look again:
- * the worst-case added latency at low rates is that slice. */
+ * queue is filled — unless the receiver has already been idle for
+ * IDLE_WAKE_S: then events are trickling in and each is handed over at
+ * once, so a slow stream sees tens of microseconds of added latency, not a
+ * batch's worth. Receivers also wait in slices of at most WAIT_SLICE_MS and
+ * look again, so nothing can be stranded. */
 #include "chan.h"
 
 #include "weir/error.h"
@@ -19,6 +21,7 @@
 #include <time.h>
 
 #define WAIT_SLICE_MS 2
+#define IDLE_WAKE_S 100e-6
 
 typedef struct {
     chan base;
@@ -28,6 +31,7 @@ typedef struct {
     size_t cap, head, count, max_fill;
     size_t wake_receiver_at, wake_sender_at;
     int receivers_waiting, senders_waiting;
+    double idle_since; /* when the first receiver began waiting on the empty queue */
     int closed;
 } queue;
 
@@ -83,7 +87,9 @@ static int q_send(chan *c, envelope *e, double *blocked_s)
     q->ring[(q->head + q->count) % q->cap] = *e;
     q->count++;
     if (q->count > q->max_fill) q->max_fill = q->count;
-    if (q->receivers_waiting && q->count >= q->wake_receiver_at) pthread_cond_signal(&q->not_empty);
+    if (q->receivers_waiting &&
+        (q->count >= q->wake_receiver_at || now_s() - q->idle_since >= IDLE_WAKE_S))
+        pthread_cond_signal(&q->not_empty);
     pthread_mutex_unlock(&q->mu);
     return WEIR_OK;
 }
@@ -109,6 +115,7 @@ static int q_recv(chan *c, envelope *e, int timeout_ms)
         add_ms(&dl, timeout_ms);
     }
     pthread_mutex_lock(&q->mu);
+    if (q->count == 0 && !q->closed && !q->receivers_waiting) q->idle_since = now_s();
     while (q->count == 0 && !q->closed) {
         clock_gettime(CLOCK_MONOTONIC, &slice);
         add_ms(&slice, WAIT_SLICE_MS);
