@@ -7,7 +7,7 @@
  * costs more than the event: a blocked sender is woken only once the queue
  * has drained to half, and a waiting receiver only once a quarter of the
  * queue is filled — unless the receiver has already been idle for
- * IDLE_WAKE_S: then events are trickling in and each is handed over at
+ * IDLE_WAKE_S (20 us): then events are trickling in and each is handed over at
  * once, so a slow stream sees tens of microseconds of added latency, not a
  * batch's worth. Receivers also wait in slices of at most WAIT_SLICE_MS and
  * look again, so nothing can be stranded. */
@@ -21,7 +21,7 @@
 #include <time.h>
 
 #define WAIT_SLICE_MS 2
-#define IDLE_WAKE_S 100e-6
+#define IDLE_WAKE_S 20e-6
 
 typedef struct {
     chan base;
