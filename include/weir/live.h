@@ -8,7 +8,9 @@
  * (streams are joined by frame number, so gaps, duplicates and reordering
  * are seen and counted — dranspose joins by position and cannot); the
  * series end of every stream forms the last event and ends the acquisition.
- * Malformed messages are counted with the reason and skipped.
+ * Malformed messages are counted with the reason and skipped, and so are
+ * images or ends of another series than the one the stream's header started
+ * (DECTRIS series ids), e.g. left over from an earlier series.
  *
  * Messages are zero-copy: each ZeroMQ frame becomes a weir_buf that closes
  * the zmq_msg_t when its last reference goes. The receive high-water mark is
@@ -23,12 +25,21 @@
 
 #include "weir/engine.h"
 
+/* What happens to an event when this stream lacks its frame (after the
+ * reorder wait / the stream's timeout): WAIT drops the whole event (counted),
+ * PARTIAL emits it without this stream (counted). DEFAULT follows
+ * weir_live_set_policy. */
+enum { WEIR_POLICY_DEFAULT = 0, WEIR_POLICY_WAIT = 1, WEIR_POLICY_PARTIAL = 2 };
+
 typedef struct {
     const char *name;     /* stream name, e.g. "xrd" */
     const char *protocol; /* "stins" */
     const char *endpoint; /* e.g. "tcp://127.0.0.1:9999" */
     int sub;              /* 1: SUB (subscribes to everything), 0: PULL */
     int bind;             /* 1: bind, 0: connect */
+    int policy;           /* WEIR_POLICY_* (0 = the global policy) */
+    int reorder_ms;       /* wait for a frame once later ones came (0 = global) */
+    int timeout_ms;       /* wait for a frame the other streams have (0 = for ever) */
 } weir_stream_cfg;
 
 typedef struct weir_live weir_live;

@@ -34,11 +34,11 @@ typedef struct {
 
 /* A protocol: how to tell a series start, an image (and its frame number)
  * and a series end apart, and the typ events carry for the workers. */
-typedef int (*classify_fn)(const weir_msg *m, weir_stins_kind *kind, int64_t *frame, char *err,
-                           size_t errlen);
+typedef int (*classify_fn)(const weir_msg *m, weir_stins_kind *kind, int64_t *frame,
+                           int64_t *series, char *err, size_t errlen);
 
-static int classify_stins(const weir_msg *m, weir_stins_kind *kind, int64_t *frame, char *err,
-                          size_t errlen)
+static int classify_stins(const weir_msg *m, weir_stins_kind *kind, int64_t *frame, int64_t *series,
+                          char *err, size_t errlen)
 {
     weir_stins_packet p;
     int rc = weir_stins_parse(m, 0, &p, err, errlen);
@@ -49,9 +49,11 @@ static int classify_stins(const weir_msg *m, weir_stins_kind *kind, int64_t *fra
     return WEIR_OK;
 }
 
-static int from_dectris(int rc, weir_dectris_packet *p, weir_stins_kind *kind, int64_t *frame)
+static int from_dectris(int rc, weir_dectris_packet *p, weir_stins_kind *kind, int64_t *frame,
+                        int64_t *series)
 {
     if (rc) return rc;
+    *series = p->series;
     *kind = p->kind == WEIR_DECTRIS_START   ? WEIR_STINS_HEADER
             : p->kind == WEIR_DECTRIS_IMAGE ? WEIR_STINS_IMAGE
                                             : WEIR_STINS_SERIES_END;
@@ -60,15 +62,15 @@ static int from_dectris(int rc, weir_dectris_packet *p, weir_stins_kind *kind, i
     return WEIR_OK;
 }
 
-static int classify_dectris1(const weir_msg *m, weir_stins_kind *kind, int64_t *frame, char *err,
-                             size_t errlen)
+static int classify_dectris1(const weir_msg *m, weir_stins_kind *kind, int64_t *frame,
+                             int64_t *series, char *err, size_t errlen)
 {
     weir_dectris_packet p;
-    return from_dectris(weir_dectris_v1_parse(m, 0, &p, err, errlen), &p, kind, frame);
+    return from_dectris(weir_dectris_v1_parse(m, 0, &p, err, errlen), &p, kind, frame, series);
 }
 
-static int classify_dectris2(const weir_msg *m, weir_stins_kind *kind, int64_t *frame, char *err,
-                             size_t errlen)
+static int classify_dectris2(const weir_msg *m, weir_stins_kind *kind, int64_t *frame,
+                             int64_t *series, char *err, size_t errlen)
 {
     if (m->nparts != 1) {
         snprintf(err, errlen, "DECTRIS stream v2: expected one CBOR frame, got %zu", m->nparts);
@@ -77,12 +79,12 @@ static int classify_dectris2(const weir_msg *m, weir_stins_kind *kind, int64_t *
     weir_dectris_packet p;
     return from_dectris(weir_dectris_v2_parse(weir_buf_data(m->parts[0]),
                                               weir_buf_size(m->parts[0]), 0, &p, err, errlen),
-                        &p, kind, frame);
+                        &p, kind, frame, series);
 }
 
 /* Merlin: the payload of one MPX message (the prefix is stripped). */
-static int classify_merlin(const weir_msg *m, weir_stins_kind *kind, int64_t *frame, char *err,
-                           size_t errlen)
+static int classify_merlin(const weir_msg *m, weir_stins_kind *kind, int64_t *frame,
+                           int64_t *series, char *err, size_t errlen)
 {
     if (m->nparts != 1) return WEIR_EFORMAT;
     const uint8_t *d = weir_buf_data(m->parts[0]);
@@ -102,8 +104,8 @@ static int classify_merlin(const weir_msg *m, weir_stins_kind *kind, int64_t *fr
 
 /* Concert: no start message; frames by "frame-number" when ucad sends it,
  * else by position (the frame is returned as -1 and numbered by the caller). */
-static int classify_concert(const weir_msg *m, weir_stins_kind *kind, int64_t *frame, char *err,
-                            size_t errlen)
+static int classify_concert(const weir_msg *m, weir_stins_kind *kind, int64_t *frame,
+                            int64_t *series, char *err, size_t errlen)
 {
     weir_concert_packet p;
     int rc = weir_concert_parse(m, 0, &p, err, errlen);
@@ -142,8 +144,12 @@ typedef struct {
     int nahead;
     int64_t max_seen;
     weir_msg end_msg; /* the series_end, kept for the last event */
+    int policy;       /* WEIR_POLICY_* for events missing this stream; DEFAULT = the global one */
+    int reorder_ms;   /* -1: the global one */
+    int timeout_ms;   /* -1: wait for this stream for ever while the others have a frame */
+    int64_t series;   /* the series id of its header; -1 when the protocol has none */
     uint64_t received, discarded, malformed, bytes;
-    uint64_t gaps, duplicates, reordered, late_headers;
+    uint64_t gaps, duplicates, reordered, late_headers, wrong_series, timeouts;
     char last_error[200];
 } stream;
 
@@ -195,6 +201,10 @@ int weir_live_open(const weir_stream_cfg *cfg, size_t n, int rcvhwm, weir_live *
             goto fail;
         }
         s->name = strdup(cfg[i].name);
+        s->policy = cfg[i].policy;
+        s->reorder_ms = cfg[i].reorder_ms > 0 ? cfg[i].reorder_ms : -1;
+        s->timeout_ms = cfg[i].timeout_ms > 0 ? cfg[i].timeout_ms : -1;
+        s->series = -1;
         s->tcp = s->classify == classify_merlin;
         s->headerless = s->classify == classify_concert;
         /* a ZMQ_STREAM socket speaks plain TCP: Merlin's data port */
@@ -353,7 +363,7 @@ static int recv_multipart(weir_live *l, stream *s, weir_msg *m, int timeout_ms)
  * Malformed messages are counted and skipped; before the series start only
  * a header is taken. */
 static int read_packet(weir_live *l, stream *s, weir_msg *m, weir_stins_kind *kind, int64_t *frame,
-                       int timeout_ms)
+                       int64_t *series, int timeout_ms)
 {
     for (;;) {
         weir_msg_init(m);
@@ -363,7 +373,8 @@ static int read_packet(weir_live *l, stream *s, weir_msg *m, weir_stins_kind *ki
             return rc;
         }
         char err[200];
-        rc = s->classify(m, kind, frame, err, sizeof err);
+        *series = -1;
+        rc = s->classify(m, kind, frame, series, err, sizeof err);
         if (rc) {
             s->malformed++;
             snprintf(s->last_error, sizeof s->last_error, "%s", err);
@@ -376,6 +387,18 @@ static int read_packet(weir_live *l, stream *s, weir_msg *m, weir_stins_kind *ki
         if (*kind == WEIR_STINS_IMAGE) s->position++;
         if (!s->started && *kind != WEIR_STINS_HEADER) {
             s->discarded++;
+            weir_msg_clear(m);
+            continue;
+        }
+        /* an image or end of another series than the one started (a sender
+         * that restarted, frames left from an earlier series) */
+        if (s->started && *kind != WEIR_STINS_HEADER && *series >= 0 && s->series >= 0 &&
+            *series != s->series) {
+            s->wrong_series++;
+            WEIR_LOGW(COMP,
+                      "stream '%s': message %" PRIu64 " belongs to series %" PRId64
+                      ", not to the current series %" PRId64 ": dropped",
+                      s->name, s->received, *series, s->series);
             weir_msg_clear(m);
             continue;
         }
@@ -399,21 +422,32 @@ static void take_ahead(stream *s, int i, weir_msg *out)
 /* Makes frame `e` of s available in its ahead list if it comes: reads until
  * it arrives, the series ends, or (once a later frame showed that e is late)
  * the reorder wait runs out. 1 when stopped. */
-static int fill_stream(weir_live *l, stream *s, int64_t e)
+static int fill_stream(weir_live *l, stream *s, int64_t e, int others_have)
 {
-    double late_since = 0;
+    double late_since = 0, wait_since = now_s();
+    int reorder = s->reorder_ms >= 0 ? s->reorder_ms : l->reorder_ms;
     while (!s->ended && find_ahead(s, e) < 0) {
         int timeout = -1;
-        if (s->max_seen > e) { /* a later frame is here: e is late or lost */
+        if (s->max_seen > e && !s->ended) { /* a later frame is here: e is late or lost */
             if (!late_since) late_since = now_s();
-            timeout = l->reorder_ms - (int)((now_s() - late_since) * 1000);
+            timeout = reorder - (int)((now_s() - late_since) * 1000);
             if (timeout <= 0) return 0;
+        }
+        if (others_have && s->timeout_ms >= 0) { /* the others have e: wait this long for it */
+            int left = s->timeout_ms - (int)((now_s() - wait_since) * 1000);
+            if (left <= 0) {
+                s->timeouts++;
+                WEIR_LOGW(COMP, "stream '%s': frame %" PRId64 " not here after %d ms", s->name, e,
+                          s->timeout_ms);
+                return 0;
+            }
+            if (timeout < 0 || left < timeout) timeout = left;
         }
         weir_msg m;
         weir_stins_kind kind;
-        int64_t f = -1;
-        int rc = read_packet(l, s, &m, &kind, &f, timeout);
-        if (rc == 2) return 0;
+        int64_t f = -1, series;
+        int rc = read_packet(l, s, &m, &kind, &f, &series, timeout);
+        if (rc == 2) continue; /* the loop head decides: reorder wait or timeout over */
         if (rc) return rc;
         if (kind == WEIR_STINS_HEADER) {
             s->late_headers++;
@@ -450,7 +484,7 @@ static int header_event(weir_live *l, weir_event *ev)
         stream *s = &l->s[i];
         weir_msg m;
         weir_stins_kind kind;
-        int64_t f;
+        int64_t f, series = -1;
         int rc;
         weir_msg_init(&m);
         if (s->headerless) {
@@ -460,12 +494,13 @@ static int header_event(weir_live *l, weir_event *ev)
             (void)f;
         } else {
             do {
-                rc = read_packet(l, s, &m, &kind, &f, -1);
+                rc = read_packet(l, s, &m, &kind, &f, &series, -1);
                 if (rc) return rc;
                 if (kind != WEIR_STINS_HEADER) weir_msg_clear(&m); /* cannot happen: filtered */
             } while (kind != WEIR_STINS_HEADER);
         }
         s->position = 0;
+        s->series = series;
         s->started = 1;
         s->ended = 0;
         s->max_seen = -1;
@@ -527,16 +562,26 @@ static int next(void *ud, weir_event **out)
     for (;;) {
         int64_t e = l->expect;
         size_t have = 0, ended = 0, future = 0;
-        for (size_t i = 0; i < l->n; i++) {
-            stream *s = &l->s[i];
-            rc = fill_stream(l, s, e);
-            if (rc == 1) goto stopped;
-            if (rc) goto fail;
-            if (find_ahead(s, e) >= 0) have++;
-            if (s->ended) ended++;
-            for (int k = 0; k < s->nahead; k++)
-                if (s->ahead[k].frame > e) future = 1;
-        }
+        /* streams without a timeout first; a stream with one is then waited
+         * for at most that long once another stream has the frame (if every
+         * stream has one, the first is waited for without limit) */
+        size_t anchor = l->n;
+        for (size_t i = 0; i < l->n && anchor == l->n; i++)
+            if (l->s[i].timeout_ms < 0) anchor = i;
+        if (anchor == l->n) anchor = 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = 0; i < l->n; i++) {
+                stream *s = &l->s[i];
+                int first = s->timeout_ms < 0 || i == anchor;
+                if (first != (pass == 0)) continue;
+                rc = fill_stream(l, s, e, have > 0);
+                if (rc == 1) goto stopped;
+                if (rc) goto fail;
+                if (find_ahead(s, e) >= 0) have++;
+                if (s->ended) ended++;
+                for (int k = 0; k < s->nahead; k++)
+                    if (s->ahead[k].frame > e) future = 1;
+            }
         if (have == 0 && ended == l->n && !future) {
             /* every stream ended: the series_end event closes the acquisition */
             ev = weir_event_new(l->next_event++);
@@ -555,7 +600,16 @@ static int next(void *ud, weir_event **out)
                     l->s[i].gaps++;
                     WEIR_LOGW(COMP, "stream '%s': frame %" PRId64 " missing", l->s[i].name, e);
                 }
-            if (have == 0 || !l->partial) {
+            /* partial only if every stream that lacks e allows it */
+            int allow = 1;
+            for (size_t i = 0; i < l->n; i++)
+                if (find_ahead(&l->s[i], e) < 0) {
+                    int pol = l->s[i].policy ? l->s[i].policy
+                              : l->partial   ? WEIR_POLICY_PARTIAL
+                                             : WEIR_POLICY_WAIT;
+                    if (pol != WEIR_POLICY_PARTIAL) allow = 0;
+                }
+            if (have == 0 || !allow) {
                 l->dropped_events += have > 0;
                 for (size_t i = 0; i < l->n; i++) {
                     int k = find_ahead(&l->s[i], e);
@@ -631,7 +685,8 @@ uint64_t weir_live_rejected(const weir_live *l)
 {
     uint64_t n = l->dropped_events + (uint64_t)l->unfinished;
     for (size_t i = 0; i < l->n; i++)
-        n += l->s[i].malformed + l->s[i].gaps + l->s[i].duplicates + l->s[i].late_headers;
+        n += l->s[i].malformed + l->s[i].gaps + l->s[i].duplicates + l->s[i].late_headers +
+             l->s[i].wrong_series;
     return n;
 }
 
@@ -646,6 +701,12 @@ void weir_live_report(const weir_live *l, FILE *f)
                 " stray headers%s\n",
                 s->name, s->received, s->bytes, s->discarded, s->malformed, s->gaps, s->duplicates,
                 s->reordered, s->late_headers, s->started ? " (series not ended)" : "");
+        if (s->wrong_series || s->timeouts || s->series >= 0)
+            fprintf(f,
+                    "    series %" PRId64 ": %" PRIu64
+                    " messages of another series dropped, %" PRIu64
+                    " frames given up after the stream's timeout\n",
+                    s->series, s->wrong_series, s->timeouts);
         if (s->malformed) fprintf(f, "    last malformed: %s\n", s->last_error);
     }
     if (l->unfinished)

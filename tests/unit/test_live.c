@@ -432,6 +432,109 @@ static void dectris_run(const char *proto, const char *comp)
         assert_true(sums[ev] == frame_total(40, 24, 13, (uint64_t)ev - 1));
 }
 
+/* An image left from the previous series (DECTRIS series ids) is dropped
+ * and counted; every image of the current series is processed. */
+static void test_stale_series(void **state)
+{
+    const char *dir = tu_tmpdir("stale-series");
+    int port = tu_free_port();
+    sum_config(dir, "dectris2", port, 1, "");
+    int rc = tu_run(dir,
+                    "(timeout 60 %s run cfg.json & pid=$!; timeout 60 %s sim dectris2 --endpoint "
+                    "tcp://127.0.0.1:%d --synthetic 6 --shape 8x8 --seed 4 --fault stale:2; "
+                    "wait $pid)",
+                    tu_build("weir"), tu_build("weir"), port);
+    char *o = tu_output();
+    if (rc != 3) fail_msg("exit %d, expected 3:\n%s", rc, o);
+    assert_non_null(strstr(o, "series 7: 1 messages of another series dropped"));
+    assert_non_null(strstr(o, "0 missing frames, 0 duplicates"));
+    free(o);
+    double sums[16];
+    assert_int_equal(read_sums(dir, sums, 16), 6);
+    for (int ev = 1; ev <= 6; ev++)
+        assert_true(sums[ev] == frame_total(8, 8, 4, (uint64_t)ev - 1));
+}
+
+/* Two streams with their own policies. The frame-sum worker sums the first
+ * stream of the event, so an event's sum tells which streams it had:
+ * stream a (seed 21, policy partial) loses frame 3 -> event 4 is emitted
+ * with b's frame (seed 22); stream b (policy wait) loses frame 5 -> event 6
+ * is dropped whole. */
+static void test_per_stream_policy(void **state)
+{
+    const char *dir = tu_tmpdir("policy");
+    int pa = tu_free_port(), pb = tu_free_port();
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg,
+             "{\"streams\": [{\"name\": \"a\", \"protocol\": \"stins\", \"endpoint\": "
+             "\"tcp://127.0.0.1:%d\", \"bind\": true, \"policy\": \"partial\"},\n"
+             "  {\"name\": \"b\", \"protocol\": \"stins\", \"endpoint\": "
+             "\"tcp://127.0.0.1:%d\", \"bind\": true, \"policy\": \"wait\"}],\n"
+             " \"reorder_ms\": 300, \"worker\": \"%s\", \"reducer\": \"%s:sum_reducer\",\n"
+             " \"parameters\": {\"report\": \"%s/sums.txt\"}}\n",
+             pa, pb, tu_build("examples/frame_sum_worker.so"),
+             tu_build("tests/plugins/test_plugins.so"), dir);
+    tu_write(dir, "cfg.json", cfg);
+    int rc = tu_run(dir,
+                    "(timeout 60 %s run cfg.json & pid=$!; "
+                    "timeout 60 %s sim stins --endpoint tcp://127.0.0.1:%d --synthetic 8 "
+                    "--shape 8x8 --seed 21 --fault drop:3 & "
+                    "timeout 60 %s sim stins --endpoint tcp://127.0.0.1:%d --synthetic 8 "
+                    "--shape 8x8 --seed 22 --fault drop:5; wait $pid)",
+                    tu_build("weir"), tu_build("weir"), pa, tu_build("weir"), pb);
+    char *o = tu_output();
+    if (rc != 3) fail_msg("exit %d, expected 3:\n%s", rc, o);
+    assert_non_null(strstr(o, "1 dropped, 1 emitted partial"));
+    free(o);
+    double sums[16];
+    assert_int_equal(read_sums(dir, sums, 16), 7);
+    for (int ev = 1; ev <= 8; ev++) {
+        if (ev == 6)
+            assert_true(isnan(sums[ev]));
+        else if (ev == 4)
+            assert_true(sums[ev] == frame_total(8, 8, 22, 3));
+        else
+            assert_true(sums[ev] == frame_total(8, 8, 21, (uint64_t)ev - 1));
+    }
+}
+
+/* A stream with timeout_ms that goes silent: once the other stream has a
+ * frame, it is waited for that long, then the event goes on without it
+ * (policy partial); each frame given up is counted. */
+static void test_stream_timeout(void **state)
+{
+    const char *dir = tu_tmpdir("stream-timeout");
+    int pa = tu_free_port(), pb = tu_free_port();
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg,
+             "{\"streams\": [{\"name\": \"a\", \"protocol\": \"stins\", \"endpoint\": "
+             "\"tcp://127.0.0.1:%d\", \"bind\": true},\n"
+             "  {\"name\": \"b\", \"protocol\": \"stins\", \"endpoint\": "
+             "\"tcp://127.0.0.1:%d\", \"bind\": true, \"policy\": \"partial\", "
+             "\"timeout_ms\": 200}],\n"
+             " \"worker\": \"%s\", \"reducer\": \"%s:sum_reducer\",\n"
+             " \"parameters\": {\"report\": \"%s/sums.txt\"}}\n",
+             pa, pb, tu_build("examples/frame_sum_worker.so"),
+             tu_build("tests/plugins/test_plugins.so"), dir);
+    tu_write(dir, "cfg.json", cfg);
+    int rc = tu_run(dir,
+                    "(timeout 60 %s run cfg.json & pid=$!; "
+                    "timeout 60 %s sim stins --endpoint tcp://127.0.0.1:%d --synthetic 8 "
+                    "--shape 8x8 --seed 21 & "
+                    "timeout 60 %s sim stins --endpoint tcp://127.0.0.1:%d --synthetic 8 "
+                    "--shape 8x8 --seed 22 --fault disconnect:5; "
+                    "sleep 4; kill -TERM $pid; wait $pid)",
+                    tu_build("weir"), tu_build("weir"), pa, tu_build("weir"), pb);
+    char *o = tu_output();
+    if (rc != 3) fail_msg("exit %d, expected 3:\n%s", rc, o);
+    assert_non_null(strstr(o, "0 messages of another series dropped, 3 frames given up"));
+    free(o);
+    double sums[16];
+    assert_int_equal(read_sums(dir, sums, 16), 8);
+    for (int ev = 1; ev <= 8; ev++)
+        assert_true(sums[ev] == frame_total(8, 8, 21, (uint64_t)ev - 1));
+}
+
 static void test_dectris_v1_v2(void **state)
 {
     dectris_run("dectris1", "bslz4");
@@ -551,6 +654,9 @@ int main(void)
         cmocka_unit_test(test_back_pressure),
         cmocka_unit_test(test_merlin_tcp),
         cmocka_unit_test(test_concert),
+        cmocka_unit_test(test_stale_series),
+        cmocka_unit_test(test_per_stream_policy),
+        cmocka_unit_test(test_stream_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

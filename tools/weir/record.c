@@ -177,9 +177,14 @@ int cmd_record(int argc, char **argv)
     for (int i = 0; sc && i < n; i++) {
         const cJSON *s = cJSON_GetArrayItem(streams, i);
         const char *sock = js(s, "socket");
-        sc[i] = (weir_stream_cfg){js(s, "name"), js(s, "protocol"), js(s, "endpoint"),
+        sc[i] = (weir_stream_cfg){js(s, "name"),
+                                  js(s, "protocol"),
+                                  js(s, "endpoint"),
                                   sock && !strcmp(sock, "sub"),
-                                  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "bind"))};
+                                  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "bind")),
+                                  0,
+                                  0,
+                                  0};
     }
     char err[512];
     weir_live *live = NULL;

@@ -12,6 +12,7 @@
  *  "reducer": "build/examples/tutorial_reducer.so",
  *  "nworkers": 2, "dist": "pull", "output_dir": "out", "rcvhwm": 16,
  *  "partial": false, "reorder_ms": 1000,
+ *  (per stream also "policy": "wait"|"partial", "reorder_ms", "timeout_ms"),
  *  "parameters": {"till_x": "3", "from_y": "7"}} */
 #include "cli.h"
 
@@ -42,12 +43,14 @@ static void run_help(FILE *f)
 {
     fprintf(f,
             "usage: weir run CONFIG.json [--continuous] [--quiet] [MPI options]\n\n"
-            "Runs a live pipeline: streams (ZeroMQ, protocol stins, socket pull or sub,\n"
-            "bind or connect) into the worker and reducer plug-ins named in the config.\n"
-            "Ends after the acquisition's series end; --continuous goes on scan after scan\n"
-            "(finish() after each) until Ctrl-C. Config keys: streams [{name, protocol,\n"
-            "endpoint, socket, bind}], worker, reducer, nworkers, dist, affinity_group,\n"
-            "output_dir, rcvhwm, parameters ({name: value} or dranspose's list).\n\n%s",
+            "Runs a live pipeline: streams (ZeroMQ or TCP; protocols stins, dectris1,\n"
+            "dectris2, merlin, concert; socket pull or sub, bind or connect) into the worker\n"
+            "and reducer plug-ins named in the config. Ends after the acquisition's series\n"
+            "end; --continuous goes on scan after scan (finish() after each) until Ctrl-C.\n"
+            "Config keys: streams [{name, protocol, endpoint, socket, bind, policy\n"
+            "(wait|partial), reorder_ms, timeout_ms}], worker, reducer, nworkers, dist,\n"
+            "affinity_group, output_dir, rcvhwm, partial, reorder_ms, parameters\n"
+            "({name: value} or dranspose's list).\n\n%s",
             CLI_MPI_HELP);
 }
 
@@ -189,10 +192,24 @@ int cmd_run(int argc, char **argv)
         const cJSON *s = cJSON_GetArrayItem(streams, i);
         const char *sock = jstr(s, "socket");
         const cJSON *bind = cJSON_GetObjectItemCaseSensitive(s, "bind");
-        sc[i] = (weir_stream_cfg){jstr(s, "name"), jstr(s, "protocol"), jstr(s, "endpoint"),
-                                  sock && !strcmp(sock, "sub"), cJSON_IsTrue(bind)};
+        const char *pol = jstr(s, "policy");
+        sc[i] = (weir_stream_cfg){jstr(s, "name"),
+                                  jstr(s, "protocol"),
+                                  jstr(s, "endpoint"),
+                                  sock && !strcmp(sock, "sub"),
+                                  cJSON_IsTrue(bind),
+                                  !pol                      ? WEIR_POLICY_DEFAULT
+                                  : !strcmp(pol, "wait")    ? WEIR_POLICY_WAIT
+                                  : !strcmp(pol, "partial") ? WEIR_POLICY_PARTIAL
+                                                            : -1,
+                                  jint(s, "reorder_ms", 0),
+                                  jint(s, "timeout_ms", 0)};
         if (sock && strcmp(sock, "pull") && strcmp(sock, "sub")) {
             fprintf(stderr, "weir run: stream %d: socket must be \"pull\" or \"sub\"\n", i);
+            goto out;
+        }
+        if (sc[i].policy < 0) {
+            fprintf(stderr, "weir run: stream %d: policy must be \"wait\" or \"partial\"\n", i);
             goto out;
         }
     }

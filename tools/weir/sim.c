@@ -259,7 +259,8 @@ static void usage(FILE *f)
             "none|bslz4|lz4) over ZeroMQ. Faults act on the K-th data message (0-based) of\n"
             "every scan: drop:K, dup:K (send twice), reorder:K (swap with K+1),\n"
             "garbage:K (replace by bytes that are not JSON), disconnect:K (close the socket\n"
-            "before it, mid-scan). --loop 0 repeats until killed.\n");
+            "before it, mid-scan), stale:K (DECTRIS: an image of the previous series before\n"
+            "it). --loop 0 repeats until killed.\n");
 }
 
 int cmd_sim(int argc, char **argv)
@@ -272,7 +273,7 @@ int cmd_sim(int argc, char **argv)
     size_t h = 64, w = 64;
     weir_stins_compression comp = WEIR_STINS_COMP_NONE;
     weir_dectris_encoding denc = WEIR_DECTRIS_ENC_NONE;
-    long fdrop = -1, fdup = -1, freorder = -1, fgarbage = -1, fdisc = -1;
+    long fdrop = -1, fdup = -1, freorder = -1, fgarbage = -1, fdisc = -1, fstale = -1;
     int proto = argc >= 2 ? (!strcmp(argv[1], "stins")      ? 0
                              : !strcmp(argv[1], "dectris1") ? 1
                              : !strcmp(argv[1], "dectris2") ? 2
@@ -351,6 +352,8 @@ int cmd_sim(int argc, char **argv)
                 fgarbage = k;
             else if (!strcmp(kind, "disconnect"))
                 fdisc = k;
+            else if (!strcmp(kind, "stale"))
+                fstale = k;
             else {
                 fprintf(stderr, "weir sim: unknown fault '%s'\n", kind);
                 return 2;
@@ -453,9 +456,29 @@ int cmd_sim(int argc, char **argv)
         clear(&l);
         return 1;
     }
-    weir_msg garbage;
+    weir_msg garbage, stale;
     weir_msg_init(&garbage);
+    weir_msg_init(&stale);
     weir_msg_append(&garbage, weir_buf_copy("\x01\x02not json", 10));
+    if (fstale >= 0 && (proto == 1 || proto == 2)) {
+        /* an image of the previous series (6; the scan is series 7) */
+        weir_array a;
+        size_t shape[2] = {h, w};
+        const char *names[1] = {"threshold_1"};
+        if (weir_array_alloc(&a, (weir_dtype){WEIR_DT_U16, WEIR_LITTLE}, 2, shape) == 0) {
+            memset((void *)a.data, 0, h * w * 2);
+            if (proto == 1)
+                weir_dectris_v1_encode_image(&stale, 6, fstale, &a, denc, NULL, NULL);
+            else
+                weir_dectris_v2_encode_image(&stale, 6, "weir-sim-old", fstale, 1, names, &a, denc,
+                                             NULL);
+            weir_array_release(&a);
+        }
+    } else if (fstale >= 0) {
+        fprintf(stderr, "weir sim: stale:K needs a protocol with series ids (dectris1/2)\n");
+        clear(&l);
+        return 2;
+    }
     uint64_t sent = 0;
     int rc = 0;
     for (uint64_t loop = 0; !rc && (loops == 0 || loop < loops); loop++) {
@@ -468,6 +491,7 @@ int cmd_sim(int argc, char **argv)
                 fprintf(stderr, "weir sim: disconnecting before data message %ld\n", k);
                 goto done;
             }
+            if (data && k == fstale && stale.nparts) rc = send_msg(sock, &stale);
             if (data && k == fdrop) continue;
             if (data && k == freorder && i + 1 < l.n && is_data(&l.m[i + 1], proto)) {
                 rc = send_msg(sock, &l.m[i + 1]);
@@ -490,6 +514,7 @@ int cmd_sim(int argc, char **argv)
 done:
     fprintf(stderr, "weir sim: sent %llu messages\n", (unsigned long long)sent);
     weir_msg_clear(&garbage);
+    weir_msg_clear(&stale);
     zmq_close(sock);
     zmq_ctx_term(zctx);
     clear(&l);
