@@ -535,6 +535,59 @@ static void test_stream_timeout(void **state)
         assert_true(sums[ev] == frame_total(8, 8, 21, (uint64_t)ev - 1));
 }
 
+/* The ARINA NeXus master (16 frames of 192x192 uint32, bitshuffle-LZ4 in
+ * HDF5) served by weir sim as DECTRIS stream v1 and v2: every frame sum
+ * equals the sum HDF5 itself decodes (through the bitshuffle filter
+ * plug-in, not weir's decoder). */
+static void test_dectris_from_master(void **state)
+{
+    char data[4200], master[4200];
+    snprintf(master, sizeof master, "%s", tu_shared("dectris/arina/test_00_master.h5"));
+    snprintf(data, sizeof data, "%s", tu_shared("dectris/arina/test_00_data_000001.h5"));
+    hid_t f = H5Fopen(data, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t d = H5Dopen2(f, "/entry/data/data", H5P_DEFAULT);
+    uint32_t *px = malloc(16 * 192 * 192 * 4);
+    assert_true(H5Dread(d, H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, px) >= 0);
+    H5Dclose(d);
+    H5Fclose(f);
+    double truth[16];
+    for (int i = 0; i < 16; i++) {
+        truth[i] = 0;
+        for (int k = 0; k < 192 * 192; k++)
+            truth[i] += px[(size_t)i * 192 * 192 + k];
+    }
+    free(px);
+    const char *protos[2] = {"dectris1", "dectris2"}, *comps[2] = {"bslz4", "lz4"};
+    for (int v = 0; v < 2; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "arina-%s", protos[v]);
+        const char *dir = tu_tmpdir(name);
+        int port = tu_free_port();
+        sum_config(dir, protos[v], port, 1, "");
+        int rc = tu_run(dir,
+                        "(timeout 60 %s run cfg.json & pid=$!; timeout 60 %s sim %s --endpoint "
+                        "tcp://127.0.0.1:%d --from %s --compression %s; wait $pid)",
+                        tu_build("weir"), tu_build("weir"), protos[v], port, master, comps[v]);
+        char *o = tu_output();
+        if (rc) fail_msg("%s: exit %d:\n%s", protos[v], rc, o);
+        free(o);
+        double sums[20];
+        assert_int_equal(read_sums(dir, sums, 20), 16);
+        for (int ev = 1; ev <= 16; ev++)
+            assert_true(sums[ev] == truth[ev - 1]);
+    }
+    /* a file that is not a master: a clear error naming it */
+    char *o;
+    int rc =
+        tu_run(tu_tmpdir("arina-bad"), "%s sim dectris2 --endpoint tcp://127.0.0.1:1 --from %s",
+               tu_build("weir"), data);
+    o = tu_output();
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(o, "test_00_data_000001.h5: /entry/data has no data_NNNNNN links"));
+    free(o);
+}
+
 static void test_dectris_v1_v2(void **state)
 {
     dectris_run("dectris1", "bslz4");
@@ -655,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_merlin_tcp),
         cmocka_unit_test(test_concert),
         cmocka_unit_test(test_stale_series),
+        cmocka_unit_test(test_dectris_from_master),
         cmocka_unit_test(test_per_stream_policy),
         cmocka_unit_test(test_stream_timeout),
     };

@@ -13,6 +13,7 @@
 #include "weir/cbors.h"
 #include "weir/concert.h"
 #include "weir/dectris.h"
+#include "weir/dectris_h5.h"
 #include "weir/merlin.h"
 #include "weir/error.h"
 #include "weir/stins.h"
@@ -120,6 +121,45 @@ static int dectris_series(int version, uint64_t n, size_t h, size_t w, uint64_t 
                           : weir_dectris_v2_encode_end(&m, 7, "weir-sim");
     if (!rc) rc = push(l, &m);
     weir_msg_clear(&m);
+    return rc;
+}
+
+/* A DECTRIS series from a NeXus master file and its data files: the
+ * master's configuration in the header / start message (series 7), every
+ * frame re-encoded with enc, then the end. */
+static int dectris_from_h5(int version, const char *master, weir_dectris_encoding enc, msglist *l,
+                           char *err, size_t el)
+{
+    weir_dectris_h5 *h;
+    int rc = weir_dectris_h5_open(master, &h, err, el);
+    if (rc) return rc;
+    weir_dectris_series ser = *weir_dectris_h5_series(h);
+    ser.series = 7;
+    ser.series_unique_id = "weir-sim";
+    weir_msg m;
+    weir_msg_init(&m);
+    rc = version == 1 ? weir_dectris_v1_encode_header(&m, &ser)
+                      : weir_dectris_v2_encode_start(&m, &ser);
+    if (!rc) rc = push(l, &m);
+    const char *names[1] = {"threshold_1"};
+    for (uint64_t f = 0; !rc && f < weir_dectris_h5_frames(h); f++) {
+        weir_array a;
+        rc = weir_dectris_h5_read(h, f, &a, err, el);
+        if (rc) break;
+        rc = version == 1 ? weir_dectris_v1_encode_image(&m, 7, (int64_t)f, &a, enc, NULL, NULL)
+                          : weir_dectris_v2_encode_image(&m, 7, "weir-sim", (int64_t)f, 1, names,
+                                                         &a, enc, NULL);
+        weir_array_release(&a);
+        if (!rc) rc = push(l, &m);
+    }
+    if (!rc)
+        rc = version == 1 ? weir_dectris_v1_encode_end(&m, 7)
+                          : weir_dectris_v2_encode_end(&m, 7, "weir-sim");
+    if (!rc) rc = push(l, &m);
+    if (rc && !err[0]) snprintf(err, el, "%s: %s", master, weir_strerror(rc));
+    weir_msg_clear(&m);
+    weir_dectris_h5_close(h);
+    fprintf(stderr, "weir sim: %s: %zu messages\n", master, l->n);
     return rc;
 }
 
@@ -255,8 +295,10 @@ static void usage(FILE *f)
             "                     [--rate HZ] [--loop N] [--sndhwm N] [--fault KIND:K ...]\n\n"
             "       weir sim merlin --endpoint tcp://ADDR:PORT --from FILE.mib [--hdr FILE.hdr]\n"
             "       weir sim concert --endpoint EP --synthetic N [--frame-numbers] ...\n\n"
-            "Sends STINS or DECTRIS stream v1/v2 scans (DECTRIS: synthetic only, --compression\n"
-            "none|bslz4|lz4) over ZeroMQ. Faults act on the K-th data message (0-based) of\n"
+            "Sends STINS or DECTRIS stream v1/v2 scans over ZeroMQ (DECTRIS --from a NeXus\n"
+            "master file (FILE_master.h5, frames re-encoded with --compression none|bslz4|lz4)\n"
+            "or a capture sent as it is, or --synthetic). Faults act on the K-th data message "
+            "(0-based) of\n"
             "every scan: drop:K, dup:K (send twice), reorder:K (swap with K+1),\n"
             "garbage:K (replace by bytes that are not JSON), disconnect:K (close the socket\n"
             "before it, mid-scan), stale:K (DECTRIS: an image of the previous series before\n"
@@ -403,11 +445,19 @@ int cmd_sim(int argc, char **argv)
             clear(&l);
             return 1;
         }
-    } else if (proto > 0) {
-        if (!synthetic) {
-            fprintf(stderr, "weir sim: DECTRIS: --synthetic N is needed (captures: not yet)\n");
-            return 2;
+    } else if (proto > 0 && from) {
+        /* an HDF5 master file, or a capture whose messages are sent as they are */
+        size_t fl = strlen(from);
+        err[0] = 0;
+        int rc = fl > 3 && !strcmp(from + fl - 3, ".h5")
+                     ? dectris_from_h5(proto, from, denc, &l, err, sizeof err)
+                     : load_capture(from, stream, &l, err, sizeof err);
+        if (rc) {
+            fprintf(stderr, "weir sim: %s\n", err);
+            clear(&l);
+            return 1;
         }
+    } else if (proto > 0) {
         if (dectris_series(proto, synthetic, h, w, seed, denc, &l)) {
             fprintf(stderr, "weir sim: cannot encode the DECTRIS series\n");
             clear(&l);
