@@ -115,6 +115,11 @@ void weir_engine_stats(weir_engine *e, weir_stats *out);
 /* Changes a parameter; applies from the next event each worker takes. */
 int weir_engine_set_param(weir_engine *e, const char *name, const void *data, size_t len, char *err,
                           size_t errlen);
+/* Describes the current acquisition for the plug-ins (host->nav_shape):
+ * its scan (navigation) shape, ndim 0 when not known, and its frame count
+ * (0 = not announced). Sources call it before they return the acquisition's
+ * first event. Thread-safe. */
+void weir_engine_set_acq(weir_engine *e, const int64_t *nav, int ndim, uint64_t frames);
 /* The parameter set (for listing); borrowed, do not modify while running. */
 const weir_params *weir_engine_params(const weir_engine *e);
 /* Prints the per-stage counters as a table. */

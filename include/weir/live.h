@@ -52,6 +52,19 @@ int weir_live_open(const weir_stream_cfg *streams, size_t n, int rcvhwm, weir_li
  * with the streams that have the frame, otherwise such events are dropped
  * and counted. Duplicates (a frame seen before) are dropped and counted. */
 void weir_live_set_policy(weir_live *l, int partial, int reorder_ms);
+/* What the streams' headers announce about an acquisition. */
+typedef struct {
+    uint64_t frames; /* Merlin frames in acquisition, DECTRIS frame count; 0 = not announced */
+    int64_t det[2];  /* the detector's scan shape: Merlin (ScanY, ScanX), DECTRIS
+                        (ntrigger, nimages) when both > 1 */
+    int ndet;        /* 0 = none */
+} weir_acq_info;
+/* fn runs on the source thread once every stream's header is in, before the
+ * acquisition's first event is returned; a nonzero return ends the run with
+ * that error (err says why). */
+void weir_live_on_acquisition(weir_live *l,
+                              int (*fn)(void *ud, const weir_acq_info *a, char *err, size_t errlen),
+                              void *ud);
 /* The source for one acquisition; it ends after the series end. Call again
  * for the next acquisition (continuous mode). */
 weir_source weir_live_source(weir_live *l);

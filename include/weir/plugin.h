@@ -39,7 +39,9 @@
 #include "weir/stins.h"
 
 #define WEIR_ABI_MAJOR 1
-#define WEIR_ABI_MINOR 3 /* 1.1: DECTRIS parsing; 1.2: Merlin frames; 1.3: Concert */
+#define WEIR_ABI_MINOR                                                                             \
+    4 /* 1.1: DECTRIS parsing; 1.2: Merlin frames; 1.3: Concert;                                   \
+         1.4: nav_shape */
 
 typedef enum { WEIR_PLUGIN_WORKER = 1, WEIR_PLUGIN_REDUCER = 2 } weir_plugin_kind;
 
@@ -188,6 +190,15 @@ struct weir_host {
     int (*concert_parse)(weir_pctx *ctx, const weir_event *ev, const char *stream,
                          weir_concert_packet *out);
     void (*concert_clear)(weir_concert_packet *p);
+
+    /* --- acquisition (ABI 1.4) --- */
+    /* The scan (navigation) shape of the current acquisition, as inferred
+     * from the run's nav_shape, its on_determine_nav_shape hook and the
+     * detector (Merlin ScanX/ScanY, DECTRIS ntrigger x nimages): writes up
+     * to `cap` dims to shape, returns ndim, or 0 when not known (replays, MPI
+     * ranks other than the source's). *frames (may be NULL) gets the frame
+     * count the detector announced, 0 if none. */
+    int (*nav_shape)(weir_pctx *ctx, int64_t *shape, int cap, uint64_t *frames);
 };
 
 #endif

@@ -164,7 +164,10 @@ struct weir_live {
     int partial;    /* emit events with the streams that have the frame */
     int reorder_ms; /* how long a missing frame is waited for once later ones came */
     uint64_t dropped_events, partial_events;
-    int unfinished; /* series stopped before their end */
+    int unfinished;    /* series stopped before their end */
+    weir_acq_info acq; /* of the current acquisition */
+    int (*on_acq)(void *ud, const weir_acq_info *a, char *err, size_t errlen);
+    void *on_acq_ud;
 };
 
 static void release_zmsg(void *opaque, void *data, size_t size)
@@ -478,6 +481,25 @@ static int fill_stream(weir_live *l, stream *s, int64_t e, int others_have)
     return 0;
 }
 
+/* The frame count and scan (ntrigger x nimages) a DECTRIS header announces. */
+static void dectris_acq(weir_live *l, stream *s, const weir_msg *m)
+{
+    weir_dectris_packet p;
+    int rc = s->classify == classify_dectris1
+                 ? weir_dectris_v1_parse(m, 0, &p, NULL, 0)
+                 : weir_dectris_v2_parse(weir_buf_data(m->parts[0]), weir_buf_size(m->parts[0]), 0,
+                                         &p, NULL, 0);
+    if (rc) return;
+    int64_t n = weir_dectris_num_frames(&p);
+    if (n > 0 && !l->acq.frames) l->acq.frames = (uint64_t)n;
+    if (p.ntrigger > 1 && p.nimages > 1 && !l->acq.ndet) {
+        l->acq.det[0] = p.ntrigger;
+        l->acq.det[1] = p.nimages;
+        l->acq.ndet = 2;
+    }
+    weir_dectris_clear(&p);
+}
+
 static int header_event(weir_live *l, weir_event *ev)
 {
     for (size_t i = 0; i < l->n; i++) {
@@ -511,11 +533,19 @@ static int header_event(weir_live *l, weir_event *ev)
             if (weir_merlin_acq_parse(weir_buf_data(m.parts[0]), weir_buf_size(m.parts[0]), &a, err,
                                       sizeof err) == 0) {
                 s->expect_frames = a.frames_in_acquisition;
+                if (!l->acq.frames) l->acq.frames = a.frames_in_acquisition;
+                if (a.has_scan && !l->acq.ndet) {
+                    l->acq.det[0] = (int64_t)a.scan_y;
+                    l->acq.det[1] = (int64_t)a.scan_x;
+                    l->acq.ndet = 2;
+                }
                 weir_merlin_acq_clear(&a);
             } else {
                 WEIR_LOGW(COMP, "stream '%s': acquisition header: %s", s->name, err);
             }
         }
+        if (m.nparts && (s->classify == classify_dectris1 || s->classify == classify_dectris2))
+            dectris_acq(l, s, &m);
         rc = weir_event_add_stream(ev, s->name, s->typ, &m);
         weir_msg_clear(&m);
         if (rc) return rc;
@@ -548,11 +578,20 @@ static int next(void *ud, weir_event **out)
     weir_event *ev = NULL;
     int rc = WEIR_OK;
     if (!l->in_series) {
+        memset(&l->acq, 0, sizeof l->acq);
         ev = weir_event_new(0);
         if (!ev) return WEIR_ENOMEM;
         rc = header_event(l, ev);
         if (rc == 1) goto stopped;
         if (rc) goto fail;
+        if (l->on_acq) {
+            char err[300] = "";
+            rc = l->on_acq(l->on_acq_ud, &l->acq, err, sizeof err);
+            if (rc) {
+                WEIR_LOGE(COMP, "acquisition: %s", err);
+                goto fail;
+            }
+        }
         l->in_series = 1;
         l->expect = 0;
         l->next_event = 1;
@@ -656,6 +695,14 @@ stopped:
 fail:
     weir_event_free(ev);
     return rc;
+}
+
+void weir_live_on_acquisition(weir_live *l,
+                              int (*fn)(void *ud, const weir_acq_info *a, char *err, size_t errlen),
+                              void *ud)
+{
+    l->on_acq = fn;
+    l->on_acq_ud = ud;
 }
 
 void weir_live_set_policy(weir_live *l, int partial, int reorder_ms)

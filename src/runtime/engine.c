@@ -832,3 +832,13 @@ void weir_engine_free(weir_engine *e)
     pthread_cond_destroy(&e->done_cv);
     free(e);
 }
+
+void weir_engine_set_acq(weir_engine *e, const int64_t *nav, int ndim, uint64_t frames)
+{
+    pthread_mutex_lock(&e->mu);
+    e->nav_ndim = ndim > 0 && ndim <= 8 ? ndim : 0;
+    for (int i = 0; i < e->nav_ndim; i++)
+        e->nav[i] = nav[i];
+    e->acq_frames = frames;
+    pthread_mutex_unlock(&e->mu);
+}

@@ -61,6 +61,10 @@ struct weir_engine {
     pthread_mutex_t s_source_mu, s_reducer_mu, *s_worker_mu;
     uint64_t timer_calls;
     double t_start, t_end;
+    /* the current acquisition (weir_engine_set_acq), guarded by mu */
+    int64_t nav[8];
+    int nav_ndim; /* 0 = not known */
+    uint64_t acq_frames;
 };
 
 extern const weir_host weir_host_table;

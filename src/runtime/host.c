@@ -222,6 +222,18 @@ static const char *h_output_dir(weir_pctx *ctx)
     return RC(ctx)->eng->output_dir;
 }
 
+static int h_nav_shape(weir_pctx *ctx, int64_t *shape, int cap, uint64_t *frames)
+{
+    weir_engine *e = RC(ctx)->eng;
+    pthread_mutex_lock(&e->mu);
+    int n = e->nav_ndim;
+    for (int i = 0; i < n && i < cap; i++)
+        shape[i] = e->nav[i];
+    if (frames) *frames = e->acq_frames;
+    pthread_mutex_unlock(&e->mu);
+    return n;
+}
+
 const weir_host weir_host_table = {
     .abi_major = WEIR_ABI_MAJOR,
     .abi_minor = WEIR_ABI_MINOR,
@@ -278,4 +290,5 @@ const weir_host weir_host_table = {
     .merlin_parse = h_merlin_parse,
     .concert_parse = h_concert_parse,
     .concert_clear = weir_concert_clear,
+    .nav_shape = h_nav_shape,
 };

@@ -156,7 +156,8 @@ const weir_plugin slow_reducer = {
 
 /* sum_reducer: adds every "sum" result into a per-event total (slices of a
  * split frame arrive as several partial sums) and writes "event total"
- * lines, sorted by event, to the `report` file at finish. */
+ * lines, sorted by event, to the `report` file at finish, and the
+ * acquisition's frame count and nav shape to `report`.nav. */
 typedef struct {
     double total[4096];
     unsigned char seen[4096];
@@ -188,6 +189,19 @@ static int sums_finish(weir_pctx *ctx, void *self)
     if (!f) return WEIR_EIO;
     for (int i = 0; i < 4096; i++)
         if (s->seen[i]) fprintf(f, "%d %.17g\n", i, s->total[i]);
+    fclose(f);
+    /* the acquisition's nav shape and frame count beside it (REPORT.nav) */
+    char np[4096];
+    snprintf(np, sizeof np, "%s.nav", path);
+    int64_t shape[8];
+    uint64_t frames = 0;
+    int n = ctx->host->nav_shape(ctx, shape, 8, &frames);
+    f = fopen(np, "w");
+    if (!f) return WEIR_EIO;
+    fprintf(f, "frames %llu ndim %d", (unsigned long long)frames, n);
+    for (int i = 0; i < n && i < 8; i++)
+        fprintf(f, " %lld", (long long)shape[i]);
+    fprintf(f, "\n");
     fclose(f);
     return WEIR_OK;
 }

@@ -655,6 +655,50 @@ static void merlin_run(const char *file, int frames, double first, double total)
     assert_true(sum == total);
 }
 
+/* The nav shape plug-ins get (host->nav_shape), for 9 Merlin frames:
+ * inferred square, explicit with -1, from the on_determine_nav_shape hook
+ * (which sees WEIR_FRAMES), and a shape that cannot hold 9 frames (a clear
+ * error). on_ready_for_data runs once the streams are ready: the simulator
+ * starts only when the hook's flag file exists. */
+static void nav_run(const char *extra, int expect_rc, const char *expect)
+{
+    const char *dir = tu_tmpdir("navshape");
+    int port = tu_free_port();
+    char ex[1024];
+    int hook = strstr(extra, "on_determine") != NULL;
+    snprintf(ex, sizeof ex, "\"hooks\": {\"on_ready_for_data\": \"touch %s/ready.flag\"%s%s}%s%s",
+             dir, hook ? ", " : "", hook ? extra : "", !hook && *extra ? ", " : "",
+             hook ? "" : extra);
+    sum_config(dir, "merlin", port, 0, ex);
+    int rc = tu_run(dir,
+                    "(timeout 60 %s run cfg.json & pid=$!; n=0; while [ ! -f ready.flag ] && "
+                    "[ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done; timeout 60 %s sim merlin "
+                    "--endpoint tcp://127.0.0.1:%d --from %s; wait $pid)",
+                    tu_build("weir"), tu_build("weir"), port,
+                    tu_shared("merlin/Single_9_Frame_CounterDepth_12_Rows_256.mib"));
+    char *o = tu_output();
+    if (rc != expect_rc) fail_msg("%s: exit %d, expected %d:\n%s", extra, rc, expect_rc, o);
+    if (expect_rc) {
+        assert_non_null(strstr(o, expect));
+    } else {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/sums.txt.nav", dir);
+        size_t nl;
+        char *nav = (char *)tu_read_file(p, &nl);
+        if (strncmp(nav, expect, strlen(expect))) fail_msg("nav: '%s', expected '%s'", nav, expect);
+        free(nav);
+    }
+    free(o);
+}
+
+static void test_nav_shape_and_hooks(void **state)
+{
+    nav_run("", 0, "frames 9 ndim 2 3 3\n");
+    nav_run("\"nav_shape\": [-1, 9]", 0, "frames 9 ndim 2 1 9\n");
+    nav_run("\"on_determine_nav_shape\": \"echo 1,$WEIR_FRAMES,1\"", 0, "frames 9 ndim 3 1 9 1\n");
+    nav_run("\"nav_shape\": [4, 4]", 1, "the given shape holds 16 frames");
+}
+
 static void test_merlin_tcp(void **state)
 {
     /* ground truth: ../shared/data/README.md, merlin table */
@@ -706,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_dectris_v1_v2),
         cmocka_unit_test(test_back_pressure),
         cmocka_unit_test(test_merlin_tcp),
+        cmocka_unit_test(test_nav_shape_and_hooks),
         cmocka_unit_test(test_concert),
         cmocka_unit_test(test_stale_series),
         cmocka_unit_test(test_dectris_from_master),

@@ -13,6 +13,9 @@
  *  "nworkers": 2, "dist": "pull", "output_dir": "out", "rcvhwm": 16,
  *  "partial": false, "reorder_ms": 1000,
  *  (per stream also "policy": "wait"|"partial", "reorder_ms", "timeout_ms"),
+ *  "nav_shape": [-1, 64],
+ *  "hooks": {"on_ready_for_data": "shell command (started, not waited for)",
+ *            "on_determine_nav_shape": "command printing e.g. 32,64"},
  *  "parameters": {"till_x": "3", "from_y": "7"}} */
 #include "cli.h"
 
@@ -20,6 +23,7 @@
 #include "weir/error.h"
 #include "weir/live.h"
 #include "weir/log.h"
+#include "weir/navshape.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -27,7 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 /* The live source a signal handler may stop. A signal handler cannot be
  * handed a context, so this one pointer is process state. */
@@ -50,7 +56,9 @@ static void run_help(FILE *f)
             "Config keys: streams [{name, protocol, endpoint, socket, bind, policy\n"
             "(wait|partial), reorder_ms, timeout_ms}], worker, reducer, nworkers, dist,\n"
             "affinity_group, output_dir, rcvhwm, partial, reorder_ms, parameters\n"
-            "({name: value} or dranspose's list).\n\n%s",
+            "({name: value} or dranspose's list), nav_shape (up to two -1), hooks\n"
+            "{on_ready_for_data, on_determine_nav_shape} (shell commands; the second gets\n"
+            "WEIR_FRAMES and WEIR_DETECTOR_SHAPE and prints the shape).\n\n%s",
             CLI_MPI_HELP);
 }
 
@@ -134,6 +142,142 @@ static int load_params(weir_params *p, const cJSON *j, char *err, size_t errlen)
         if (rc) return rc;
     }
     return WEIR_OK;
+}
+
+/* ---- acquisition hooks and the nav shape ---- */
+
+extern char **environ;
+
+typedef struct {
+    int64_t user[8]; /* the config's nav_shape */
+    int nuser;
+    const char *nav_hook, *ready_hook;
+    int64_t nav[8]; /* the current acquisition's */
+    int nnav;
+    uint64_t frames;
+    pid_t ready_pid;
+} acq_ctx;
+
+/* "3,4", "[3, 4]", "3 4 -1": up to 8 integers; returns the count or -1. */
+static int parse_shape(const char *s, int64_t *out)
+{
+    int n = 0;
+    while (*s) {
+        if (strchr(" \t\r\n,[]()", *s)) {
+            s++;
+            continue;
+        }
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || n == 8) return -1;
+        out[n++] = v;
+        s = end;
+    }
+    return n;
+}
+
+/* Runs the on_determine_nav_shape command with WEIR_FRAMES and
+ * WEIR_DETECTOR_SHAPE in its environment; its output is the shape. */
+static int nav_hook(acq_ctx *a, const weir_acq_info *info, int64_t *shape, int *n, char *err,
+                    size_t errlen)
+{
+    char cmd[4096], det[64] = "";
+    if (info->ndet)
+        snprintf(det, sizeof det, "%lld,%lld", (long long)info->det[0], (long long)info->det[1]);
+    snprintf(cmd, sizeof cmd,
+             "WEIR_FRAMES=%llu WEIR_DETECTOR_SHAPE='%s'; export WEIR_FRAMES "
+             "WEIR_DETECTOR_SHAPE; %s",
+             (unsigned long long)info->frames, det, a->nav_hook);
+    FILE *p = popen(cmd, "r");
+    if (!p) {
+        snprintf(err, errlen, "on_determine_nav_shape: cannot run '%s'", a->nav_hook);
+        return WEIR_EIO;
+    }
+    char out[512] = "";
+    size_t got = fread(out, 1, sizeof out - 1, p);
+    out[got] = 0;
+    int st = pclose(p);
+    if (st != 0) {
+        snprintf(err, errlen, "on_determine_nav_shape: '%s' failed (status %d)", a->nav_hook, st);
+        return WEIR_EUSER;
+    }
+    *n = parse_shape(out, shape);
+    if (*n < 0) {
+        snprintf(err, errlen,
+                 "on_determine_nav_shape: '%s' printed '%s', expected a shape such as 4,8",
+                 a->nav_hook, out);
+        return WEIR_EFORMAT;
+    }
+    return WEIR_OK;
+}
+
+static int on_acquisition(void *ud, const weir_acq_info *info, char *err, size_t errlen)
+{
+    acq_ctx *a = ud;
+    int64_t user[8];
+    int nuser = a->nuser;
+    memcpy(user, a->user, sizeof user);
+    if (a->nav_hook) {
+        int n = 0;
+        int rc = nav_hook(a, info, user, &n, err, errlen);
+        if (rc) return rc;
+        if (n > 0) nuser = n;
+    }
+    a->frames = info->frames;
+    a->nnav = 0;
+    if (!nuser && !info->ndet && !info->frames) return WEIR_OK; /* nothing to go by */
+    if (!info->frames) {
+        if (nuser) {
+            for (int i = 0; i < nuser; i++)
+                if (user[i] < 0) {
+                    snprintf(err, errlen,
+                             "nav_shape has -1 but the detector announced no frame count");
+                    return WEIR_EINVAL;
+                }
+            memcpy(a->nav, user, (size_t)nuser * sizeof *user);
+            a->nnav = nuser;
+        }
+        return WEIR_OK;
+    }
+    int rc = weir_nav_shape_infer(nuser ? user : NULL, nuser, info->ndet ? info->det : NULL,
+                                  info->ndet, info->frames, a->nav, &a->nnav, err, errlen);
+    if (rc && !nuser) { /* nobody asked for one: go on without */
+        WEIR_LOGI("run", "no nav shape for this acquisition: %s", err);
+        a->nnav = 0;
+        return WEIR_OK;
+    }
+    return rc;
+}
+
+/* Starts the on_ready_for_data command (not waited for: it may trigger the
+ * acquisition weir is about to read). */
+static void ready_hook(acq_ctx *a, int scan)
+{
+    if (!a->ready_hook) return;
+    char env_scan[64];
+    snprintf(env_scan, sizeof env_scan, "WEIR_ACQUISITION=%d", scan);
+    char *args[] = {"sh", "-c", (char *)a->ready_hook, NULL};
+    size_t ne = 0;
+    while (environ[ne])
+        ne++;
+    char **env = calloc(ne + 2, sizeof *env);
+    if (!env) return;
+    memcpy(env, environ, ne * sizeof *env);
+    env[ne] = env_scan;
+    if (posix_spawn(&a->ready_pid, "/bin/sh", NULL, NULL, args, env) != 0) {
+        WEIR_LOGE("run", "on_ready_for_data: cannot start '%s'", a->ready_hook);
+        a->ready_pid = 0;
+    }
+    free(env);
+}
+
+static void ready_reap(acq_ctx *a)
+{
+    if (a->ready_pid <= 0) return;
+    int st;
+    if (waitpid(a->ready_pid, &st, 0) == a->ready_pid && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+        WEIR_LOGW("run", "on_ready_for_data: '%s' ended with status %d", a->ready_hook, st);
+    a->ready_pid = 0;
 }
 
 int cmd_run(int argc, char **argv)
@@ -224,6 +368,28 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "weir run: %s: %s\n", path, err);
         goto out;
     }
+    acq_ctx acq = {0};
+    const cJSON *nsj = cJSON_GetObjectItemCaseSensitive(cfgj, "nav_shape");
+    if (nsj) {
+        const cJSON *it;
+        int bad = !cJSON_IsArray(nsj) || cJSON_GetArraySize(nsj) > 8;
+        cJSON_ArrayForEach(it, nsj)
+        {
+            if (!cJSON_IsNumber(it) || bad) {
+                bad = 1;
+                break;
+            }
+            acq.user[acq.nuser++] = (int64_t)it->valuedouble;
+        }
+        if (bad) {
+            fprintf(stderr, "weir run: %s: \"nav_shape\" must be a list of up to 8 integers\n",
+                    path);
+            goto out;
+        }
+    }
+    const cJSON *hooks = cJSON_GetObjectItemCaseSensitive(cfgj, "hooks");
+    acq.nav_hook = jstr(hooks, "on_determine_nav_shape");
+    acq.ready_hook = jstr(hooks, "on_ready_for_data");
     const char *dist = jstr(cfgj, "dist");
     int d = dist ? weir_dist_parse(dist) : WEIR_DIST_PULL;
     if (d < 0) {
@@ -247,6 +413,7 @@ int cmd_run(int argc, char **argv)
             fprintf(stderr, "weir run: %s\n", err);
             goto out;
         }
+        weir_live_on_acquisition(live, on_acquisition, &acq);
         const cJSON *pj = cJSON_GetObjectItemCaseSensitive(cfgj, "partial");
         weir_live_set_policy(live, cJSON_IsTrue(pj), jint(cfgj, "reorder_ms", -1));
         g_live = live;
@@ -267,7 +434,11 @@ int cmd_run(int argc, char **argv)
          * calls no init/finish for a scan that never came. */
         WEIR_LOGI("run", "waiting for acquisition %d on %d stream(s)", scan + 1, ns);
         prefetched pf = {weir_live_source(live), NULL};
-        if (pf.src.next(pf.src.ud, &pf.first) || !pf.first) break;
+        ready_hook(&acq, scan + 1);
+        if (pf.src.next(pf.src.ud, &pf.first) || !pf.first) {
+            if (!weir_live_stopped(live)) rc = 1; /* an error, already reported */
+            break;
+        }
         weir_engine *eng = NULL;
         if (weir_engine_new(&cfg, &eng, err, sizeof err)) {
             fprintf(stderr, "weir run: %s\n", err);
@@ -276,6 +447,15 @@ int cmd_run(int argc, char **argv)
             break;
         }
         scan++;
+        weir_engine_set_acq(eng, acq.nav, acq.nnav, acq.frames);
+        if (acq.nnav) {
+            char shp[128] = "";
+            for (int i = 0; i < acq.nnav; i++)
+                snprintf(shp + strlen(shp), sizeof shp - strlen(shp), "%s%lld", i ? ", " : "",
+                         (long long)acq.nav[i]);
+            WEIR_LOGI("run", "acquisition %d: %" PRIu64 " frames, nav shape (%s)", scan, acq.frames,
+                      shp);
+        }
         weir_engine_start(eng, (weir_source){prefetched_next, NULL, &pf});
         weir_engine_wait(eng, -1);
         weir_stats st;
@@ -293,6 +473,7 @@ int cmd_run(int argc, char **argv)
         }
         if (st.workers_total.rejected || st.reducer.rejected) rc = 3;
     } while (continuous && !weir_live_stopped(live));
+    ready_reap(&acq);
     weir_live_report(live, stderr);
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
