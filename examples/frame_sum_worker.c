@@ -93,6 +93,20 @@ static int merlin_event(weir_pctx *ctx, const weir_event *ev, const char *stream
     return rc;
 }
 
+/* ASI TPX3: the sum of every frame (one CSR row per event). */
+static int tpx3_event(weir_pctx *ctx, const weir_event *ev, const char *stream)
+{
+    const weir_host *h = ctx->host;
+    if (h->abi_minor < 5) return WEIR_EUNSUPPORTED;
+    int kind;
+    weir_array a;
+    int rc = h->tpx3_frame(ctx, ev, stream, &kind, &a);
+    if (rc || kind != 2) return rc;
+    rc = emit_sum(ctx, &a);
+    h->array_release(&a);
+    return rc;
+}
+
 /* Concert: the sum of every image. */
 static int concert_event(weir_pctx *ctx, const weir_event *ev, const char *stream)
 {
@@ -134,6 +148,7 @@ static int process_event(weir_pctx *ctx, void *self, const weir_event *ev)
         const char *typ = ev->streams[i].typ, *name = ev->streams[i].name;
         if (!strcmp(typ, "STINS")) return stins_event(ctx, ev, name);
         if (!strcmp(typ, "MERLIN")) return merlin_event(ctx, ev, name);
+        if (!strcmp(typ, "ASI_TPX3")) return tpx3_event(ctx, ev, name);
         if (!strcmp(typ, "CONCERT")) return concert_event(ctx, ev, name);
         if (!strcmp(typ, "EIGER_LEGACY") || !strcmp(typ, "DECTRIS_STREAM2"))
             return dectris_event(ctx, ev, name);

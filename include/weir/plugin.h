@@ -39,9 +39,9 @@
 #include "weir/stins.h"
 
 #define WEIR_ABI_MAJOR 1
-#define WEIR_ABI_MINOR                                                                             \
-    4 /* 1.1: DECTRIS parsing; 1.2: Merlin frames; 1.3: Concert;                                   \
-         1.4: nav_shape */
+/* 1.1: DECTRIS parsing; 1.2: Merlin frames; 1.3: Concert; 1.4: nav_shape;
+ * 1.5: ASI TPX3 frames */
+#define WEIR_ABI_MINOR 5
 
 typedef enum { WEIR_PLUGIN_WORKER = 1, WEIR_PLUGIN_REDUCER = 2 } weir_plugin_kind;
 
@@ -199,6 +199,14 @@ struct weir_host {
      * ranks other than the source's). *frames (may be NULL) gets the frame
      * count the detector announced, 0 if none. */
     int (*nav_shape)(weir_pctx *ctx, int64_t *shape, int cap, uint64_t *frames);
+
+    /* --- ASI TPX3 (ABI 1.5) --- */
+    /* The stream `stream` of ev (typ "ASI_TPX3"): *kind = 1 for the scan
+     * start, 3 for its end (out left empty), 2 for a frame, decoded from its
+     * CSR row into a dense (sig_h, sig_w) uint32 array in out (release with
+     * array_release). An empty packet gives *kind 0. */
+    int (*tpx3_frame)(weir_pctx *ctx, const weir_event *ev, const char *stream, int *kind,
+                      weir_array *out);
 };
 
 #endif

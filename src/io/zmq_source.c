@@ -15,6 +15,7 @@
 #include "weir/dectris.h"
 #include "weir/merlin.h"
 #include "weir/stins.h"
+#include "weir/tpx3.h"
 
 #include <inttypes.h>
 #include <signal.h>
@@ -116,6 +117,13 @@ static int classify_concert(const weir_msg *m, weir_stins_kind *kind, int64_t *f
     return WEIR_OK;
 }
 
+/* ASI TPX3: messages cut by the framer (one per frame; see weir/tpx3.h). */
+static int classify_tpx3(const weir_msg *m, weir_stins_kind *kind, int64_t *frame, int64_t *series,
+                         char *err, size_t errlen)
+{
+    return weir_tpx3_classify(m, kind, frame, err, errlen);
+}
+
 static const struct {
     const char *name, *typ;
     classify_fn classify;
@@ -125,6 +133,7 @@ static const struct {
     {"dectris2", "DECTRIS_STREAM2", classify_dectris2},
     {"merlin", "MERLIN", classify_merlin},    /* raw TCP, MPX framing; no end message */
     {"concert", "CONCERT", classify_concert}, /* no start message */
+    {"asi_tpx3", "ASI_TPX3", classify_tpx3},  /* raw TCP, sparse CSR chunks */
 };
 
 typedef struct {
@@ -135,6 +144,8 @@ typedef struct {
     int started, ended;
     /* raw TCP streams (Merlin): bytes as they came, split into MPX messages */
     int tcp;
+    weir_tpx3_framer *tpx3; /* TPX3: the framer holds the bytes instead of acc */
+    int tpx3_lost;          /* framing lost: ignore bytes until the peer reconnects */
     uint8_t *acc;
     size_t acc_len, acc_cap;
     uint64_t expect_frames; /* announced by the header; 0 = until stopped */
@@ -208,7 +219,8 @@ int weir_live_open(const weir_stream_cfg *cfg, size_t n, int rcvhwm, weir_live *
         s->reorder_ms = cfg[i].reorder_ms > 0 ? cfg[i].reorder_ms : -1;
         s->timeout_ms = cfg[i].timeout_ms > 0 ? cfg[i].timeout_ms : -1;
         s->series = -1;
-        s->tcp = s->classify == classify_merlin;
+        s->tcp = s->classify == classify_merlin || s->classify == classify_tpx3;
+        if (s->classify == classify_tpx3 && weir_tpx3_framer_new(NULL, &s->tpx3)) goto fail;
         s->headerless = s->classify == classify_concert;
         /* a ZMQ_STREAM socket speaks plain TCP: Merlin's data port */
         s->sock = zmq_socket(l->zctx, s->tcp ? ZMQ_STREAM : cfg[i].sub ? ZMQ_SUB : ZMQ_PULL);
@@ -247,8 +259,31 @@ static double now_s(void)
  * m (its payload, copied); 0, or WEIR_ETRUNCATED when more bytes are needed,
  * or WEIR_EFORMAT when the bytes are not MPX (the buffer is then dropped,
  * since the framing is lost). */
+static int pop_tpx3(stream *s, weir_msg *m)
+{
+    char err[200];
+    int rc = weir_tpx3_framer_next(s->tpx3, m, err, sizeof err);
+    if (rc == WEIR_ETRUNCATED || rc == WEIR_ENOMEM) return rc;
+    if (rc) {
+        s->malformed++;
+        snprintf(s->last_error, sizeof s->last_error, "%s", err);
+        WEIR_LOGW(COMP, "stream '%s': %s", s->name, err);
+        if (weir_tpx3_framer_broken(s->tpx3)) {
+            /* no way to find the next message boundary: drop what is left
+             * until the detector reconnects */
+            WEIR_LOGW(COMP, "stream '%s': framing lost; bytes dropped until a reconnect", s->name);
+            weir_tpx3_framer_reset(s->tpx3);
+            s->tpx3_lost = 1;
+        }
+        return WEIR_ETRUNCATED;
+    }
+    s->received++;
+    return WEIR_OK;
+}
+
 static int pop_mpx(stream *s, weir_msg *m)
 {
+    if (s->tpx3) return pop_tpx3(s, m);
     weir_merlin_mpx x;
     char err[160];
     int rc = weir_merlin_mpx_split(s->acc, s->acc_len, &x, err, sizeof err);
@@ -280,7 +315,18 @@ static int read_tcp(stream *s)
         goto out;
     }
     size_t n = zmq_msg_size(&data); /* 0: a connect or disconnect notice */
-    if (n == 0) goto out;
+    if (n == 0) {
+        if (s->tpx3) { /* a new connection starts a new byte stream */
+            weir_tpx3_framer_reset(s->tpx3);
+            s->tpx3_lost = 0;
+        }
+        goto out;
+    }
+    if (s->tpx3) {
+        s->bytes += n;
+        if (!s->tpx3_lost) rc = weir_tpx3_framer_feed(s->tpx3, zmq_msg_data(&data), n);
+        goto out;
+    }
     if (s->acc_len + n > s->acc_cap) {
         size_t cap = s->acc_cap ? s->acc_cap : 1 << 20;
         while (cap < s->acc_len + n)
@@ -527,7 +573,7 @@ static int header_event(weir_live *l, weir_event *ev)
         s->ended = 0;
         s->max_seen = -1;
         s->expect_frames = 0;
-        if (s->tcp) { /* Merlin announces the frame count; there is no end message */
+        if (s->classify == classify_merlin) { /* Merlin announces the frame count; no end message */
             weir_merlin_acq a;
             char err[160];
             if (weir_merlin_acq_parse(weir_buf_data(m.parts[0]), weir_buf_size(m.parts[0]), &a, err,
@@ -772,6 +818,7 @@ void weir_live_close(weir_live *l)
         if (l->s[i].sock) zmq_close(l->s[i].sock);
         free(l->s[i].name);
         free(l->s[i].acc);
+        weir_tpx3_framer_free(l->s[i].tpx3);
     }
     free(l->s);
     if (l->zctx) zmq_ctx_term(l->zctx);

@@ -12,6 +12,7 @@
 #include "weir/h5.h"
 #include "weir/log.h"
 #include "weir/stins.h"
+#include "weir/tpx3.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -154,6 +155,29 @@ static int h_merlin_parse(weir_pctx *ctx, const weir_event *ev, const char *stre
     return rc;
 }
 
+static int h_tpx3_frame(weir_pctx *ctx, const weir_event *ev, const char *stream, int *kind,
+                        weir_array *out)
+{
+    memset(out, 0, sizeof *out);
+    *kind = 0;
+    const weir_stream_packet *s = weir_event_stream(ev, stream);
+    if (!s) return WEIR_ENOTFOUND;
+    if (s->msg.nparts == 0) return WEIR_OK;
+    weir_tpx3_packet p;
+    char err[256];
+    int rc = weir_tpx3_packet_parse(&s->msg, 0, &p, err, sizeof err);
+    if (!rc) {
+        *kind = p.kind == WEIR_TPX3_MSG_START ? 1 : p.kind == WEIR_TPX3_MSG_END ? 3 : 2;
+        if (p.kind == WEIR_TPX3_MSG_IMAGE)
+            rc = weir_tpx3_chunk_dense(&p.chunk, p.row0, WEIR_DT_U32, out, err, sizeof err);
+        weir_tpx3_packet_clear(&p);
+    }
+    if (rc)
+        h_log(ctx, WEIR_LOG_WARNING, "event %llu stream '%s': %s", (unsigned long long)ev->number,
+              stream, err);
+    return rc;
+}
+
 static int h_concert_parse(weir_pctx *ctx, const weir_event *ev, const char *stream,
                            weir_concert_packet *out)
 {
@@ -291,4 +315,5 @@ const weir_host weir_host_table = {
     .concert_parse = h_concert_parse,
     .concert_clear = weir_concert_clear,
     .nav_shape = h_nav_shape,
+    .tpx3_frame = h_tpx3_frame,
 };

@@ -15,6 +15,7 @@
 #include "testutil.h"
 #include "weir/cbors.h"
 #include "weir/synth.h"
+#include "weir/tpx3.h"
 
 #include <hdf5.h>
 #include <math.h>
@@ -699,6 +700,71 @@ static void test_nav_shape_and_hooks(void **state)
     nav_run("\"nav_shape\": [4, 4]", 1, "the given shape holds 16 frames");
 }
 
+/* ASI TPX3 over TCP: weir sim serves a synthetic sparse stream (fixed seed)
+ * to weir run; every frame sum equals the sum of that frame's CSR values,
+ * summed here from the stream's chunks through the element accessors. */
+static void test_tpx3(void **state)
+{
+    weir_tpx3_synth_opts so = {.nframes = 10,
+                               .frames_per_chunk = 4,
+                               .nav_h = 1,
+                               .nav_w = 10,
+                               .sig_h = 16,
+                               .sig_w = 16,
+                               .max_hits = 64,
+                               .max_value = 9,
+                               .indptr_dtype = WEIR_TPX3_U32,
+                               .indices_dtype = WEIR_TPX3_U32,
+                               .value_dtype = WEIR_TPX3_U16,
+                               .seed = 5};
+    char err[256];
+    weir_buf *b;
+    weir_tpx3_reader *r;
+    assert_int_equal(weir_tpx3_synth(&so, &b, err, sizeof err), 0);
+    assert_int_equal(weir_tpx3_reader_new(b, "t", &r), 0);
+    weir_buf_unref(b);
+    double truth[10] = {0};
+    int frame = 0;
+    weir_tpx3_acq_start acq = {0};
+    for (;;) {
+        weir_tpx3_item it;
+        int eof = 0;
+        assert_int_equal(weir_tpx3_reader_next(r, 1, &it, &eof, err, sizeof err), 0);
+        if (eof) break;
+        if (it.hdr.tag == WEIR_TPX3_ACQ_START) acq = it.hdr.u.acq_start;
+        if (it.hdr.tag == WEIR_TPX3_ARRAY_CHUNK) {
+            weir_tpx3_chunk c;
+            weir_buf *pay = weir_buf_view(it.wire, WEIR_TPX3_HEADER_SIZE,
+                                          weir_buf_size(it.wire) - WEIR_TPX3_HEADER_SIZE);
+            assert_int_equal(
+                weir_tpx3_chunk_view(&acq, &it.hdr.u.chunk, pay, 1, &c, err, sizeof err), 0);
+            weir_buf_unref(pay);
+            for (size_t row = 0; row < it.hdr.u.chunk.nframes; row++, frame++)
+                for (uint64_t k = weir_tpx3_chunk_indptr(&c, row);
+                     k < weir_tpx3_chunk_indptr(&c, row + 1); k++)
+                    truth[frame] += (double)weir_tpx3_chunk_value(&c, k);
+            weir_tpx3_chunk_clear(&c);
+        }
+        weir_tpx3_item_clear(&it);
+    }
+    weir_tpx3_reader_free(r);
+    assert_int_equal(frame, 10);
+    const char *dir = tu_tmpdir("tpx3");
+    int port = tu_free_port();
+    sum_config(dir, "asi_tpx3", port, 0, "");
+    int rc = tu_run(dir,
+                    "(timeout 60 %s run cfg.json & pid=$!; timeout 60 %s sim asi_tpx3 --endpoint "
+                    "tcp://127.0.0.1:%d --synthetic 10 --shape 16x16 --seed 5; wait $pid)",
+                    tu_build("weir"), tu_build("weir"), port);
+    char *o = tu_output();
+    if (rc) fail_msg("exit %d:\n%s", rc, o);
+    free(o);
+    double sums[16];
+    assert_int_equal(read_sums(dir, sums, 16), 10);
+    for (int ev = 1; ev <= 10; ev++)
+        assert_true(sums[ev] == truth[ev - 1]);
+}
+
 static void test_merlin_tcp(void **state)
 {
     /* ground truth: ../shared/data/README.md, merlin table */
@@ -750,6 +816,7 @@ int main(void)
         cmocka_unit_test(test_dectris_v1_v2),
         cmocka_unit_test(test_back_pressure),
         cmocka_unit_test(test_merlin_tcp),
+        cmocka_unit_test(test_tpx3),
         cmocka_unit_test(test_nav_shape_and_hooks),
         cmocka_unit_test(test_concert),
         cmocka_unit_test(test_stale_series),

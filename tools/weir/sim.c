@@ -18,6 +18,7 @@
 #include "weir/error.h"
 #include "weir/stins.h"
 #include "weir/synth.h"
+#include "weir/tpx3.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,23 +287,108 @@ out:
     return rc;
 }
 
+/* ASI TPX3: a TCP server like the Accos software (port 8283 by default):
+ * waits for the receiver to connect, then sends a recorded stream (or a
+ * synthetic one) wire message by wire message; --rate paces ArrayChunks. */
+static int sim_tpx3(const char *ep, const char *from, uint64_t synthetic, size_t h, size_t w,
+                    uint64_t seed, double rate, uint64_t loops)
+{
+    char err[512];
+    weir_tpx3_reader *r = NULL;
+    if (from) {
+        if (weir_tpx3_reader_open(from, &r, err, sizeof err)) {
+            fprintf(stderr, "weir sim: %s\n", err);
+            return 1;
+        }
+    } else {
+        weir_tpx3_synth_opts o = {.nframes = (uint32_t)synthetic,
+                                  .frames_per_chunk = 4,
+                                  .nav_h = 1,
+                                  .nav_w = (uint16_t)synthetic,
+                                  .sig_h = (uint16_t)h,
+                                  .sig_w = (uint16_t)w,
+                                  .max_hits = 64,
+                                  .max_value = 9,
+                                  .indptr_dtype = WEIR_TPX3_U32,
+                                  .indices_dtype = WEIR_TPX3_U32,
+                                  .value_dtype = WEIR_TPX3_U16,
+                                  .seed = seed};
+        weir_buf *b;
+        if (weir_tpx3_synth(&o, &b, err, sizeof err) || weir_tpx3_reader_new(b, "synthetic", &r)) {
+            fprintf(stderr, "weir sim: %s\n", err);
+            return 1;
+        }
+        weir_buf_unref(b);
+    }
+    void *zctx = zmq_ctx_new(), *sock = zmq_socket(zctx, ZMQ_STREAM);
+    int linger = 10000, rc = 0;
+    uint64_t sent = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_msg_t id, note;
+    zmq_msg_init(&id);
+    zmq_msg_init(&note);
+    if (zmq_bind(sock, ep)) {
+        fprintf(stderr, "weir sim: cannot bind %s: %s\n", ep, zmq_strerror(zmq_errno()));
+        rc = 1;
+        goto out;
+    }
+    if (zmq_msg_recv(&id, sock, 0) < 0 || zmq_msg_recv(&note, sock, 0) < 0) {
+        rc = 1;
+        goto out;
+    }
+    for (uint64_t loop = 0; !rc && (loops == 0 || loop < loops); loop++) {
+        weir_tpx3_reader_rewind(r);
+        for (;;) {
+            weir_tpx3_item it;
+            int eof = 0;
+            if (weir_tpx3_reader_next(r, 0, &it, &eof, err, sizeof err)) {
+                fprintf(stderr, "weir sim: %s\n", err);
+                rc = 1;
+                break;
+            }
+            if (eof) break;
+            if (zmq_send(sock, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE) < 0 ||
+                zmq_send(sock, weir_buf_data(it.wire), weir_buf_size(it.wire), 0) < 0)
+                rc = 1;
+            int chunk = it.hdr.tag == WEIR_TPX3_ARRAY_CHUNK;
+            weir_tpx3_item_clear(&it);
+            if (rc) break;
+            sent++;
+            if (chunk && rate > 0) {
+                struct timespec ts = {0, (long)(1e9 / rate)};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+    fprintf(stderr, "weir sim: sent %llu TPX3 wire messages\n", (unsigned long long)sent);
+out:
+    zmq_msg_close(&id);
+    zmq_msg_close(&note);
+    zmq_close(sock);
+    zmq_ctx_term(zctx);
+    weir_tpx3_reader_free(r);
+    return rc;
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: weir sim stins|dectris1|dectris2 --endpoint EP [--bind] [--socket push|pub]\n"
-            "                     (--from CAPTURE [--stream NAME] | --synthetic N [--shape HxW]\n"
-            "                      [--compression none|bslz4] [--seed S])\n"
-            "                     [--rate HZ] [--loop N] [--sndhwm N] [--fault KIND:K ...]\n\n"
-            "       weir sim merlin --endpoint tcp://ADDR:PORT --from FILE.mib [--hdr FILE.hdr]\n"
-            "       weir sim concert --endpoint EP --synthetic N [--frame-numbers] ...\n\n"
-            "Sends STINS or DECTRIS stream v1/v2 scans over ZeroMQ (DECTRIS --from a NeXus\n"
-            "master file (FILE_master.h5, frames re-encoded with --compression none|bslz4|lz4)\n"
-            "or a capture sent as it is, or --synthetic). Faults act on the K-th data message "
-            "(0-based) of\n"
-            "every scan: drop:K, dup:K (send twice), reorder:K (swap with K+1),\n"
-            "garbage:K (replace by bytes that are not JSON), disconnect:K (close the socket\n"
-            "before it, mid-scan), stale:K (DECTRIS: an image of the previous series before\n"
-            "it). --loop 0 repeats until killed.\n");
+    fprintf(
+        f, "usage: weir sim stins|dectris1|dectris2 --endpoint EP [--bind] [--socket push|pub]\n"
+           "                     (--from CAPTURE [--stream NAME] | --synthetic N [--shape HxW]\n"
+           "                      [--compression none|bslz4] [--seed S])\n"
+           "                     [--rate HZ] [--loop N] [--sndhwm N] [--fault KIND:K ...]\n\n"
+           "       weir sim merlin --endpoint tcp://ADDR:PORT --from FILE.mib [--hdr FILE.hdr]\n"
+           "       weir sim concert --endpoint EP --synthetic N [--frame-numbers] ...\n"
+           "       weir sim asi_tpx3 --endpoint tcp://ADDR:PORT (--from RECORDING |\n"
+           "                     --synthetic N [--shape HxW] [--seed S]) [--rate HZ] [--loop N]\n\n"
+           "Sends STINS or DECTRIS stream v1/v2 scans over ZeroMQ (DECTRIS --from a NeXus\n"
+           "master file (FILE_master.h5, frames re-encoded with --compression none|bslz4|lz4)\n"
+           "or a capture sent as it is, or --synthetic). Faults act on the K-th data message "
+           "(0-based) of\n"
+           "every scan: drop:K, dup:K (send twice), reorder:K (swap with K+1),\n"
+           "garbage:K (replace by bytes that are not JSON), disconnect:K (close the socket\n"
+           "before it, mid-scan), stale:K (DECTRIS: an image of the previous series before\n"
+           "it). --loop 0 repeats until killed.\n");
 }
 
 int cmd_sim(int argc, char **argv)
@@ -321,6 +407,7 @@ int cmd_sim(int argc, char **argv)
                              : !strcmp(argv[1], "dectris2") ? 2
                              : !strcmp(argv[1], "merlin")   ? 3
                              : !strcmp(argv[1], "concert")  ? 4
+                             : !strcmp(argv[1], "asi_tpx3") ? 5
                                                             : -1)
                           : -1;
     if (proto < 0) {
@@ -329,7 +416,7 @@ int cmd_sim(int argc, char **argv)
             return 0;
         }
         fprintf(stderr, "weir sim: protocols: stins, dectris1 (DECTRIS stream v1), dectris2, "
-                        "merlin, concert\n");
+                        "merlin, concert, asi_tpx3\n");
         usage(stderr);
         return 2;
     }
@@ -404,6 +491,14 @@ int cmd_sim(int argc, char **argv)
             fprintf(stderr, "weir sim: unknown option '%s'\n", a);
             return 2;
         }
+    }
+    if (proto == 5) {
+        if (!ep || (!from && !synthetic)) {
+            fprintf(stderr, "weir sim asi_tpx3: --endpoint tcp://ADDR:PORT and --from RECORDING "
+                            "or --synthetic N [--shape HxW] [--seed S]\n");
+            return 2;
+        }
+        return sim_tpx3(ep, from, synthetic, h, w, seed, rate, loops);
     }
     if (proto == 3) { /* Merlin: --hdr is kept in `stream` */
         if (!ep || !from) {
