@@ -58,13 +58,16 @@ typedef struct {
 
 typedef enum {
     WEIR_TAGFMT_AUTO = 0,
-    WEIR_TAGFMT_PTU,       /* PicoQuant unified (.ptu, ETA's .timeres) */
-    WEIR_TAGFMT_PQ_LEGACY, /* .ht2 .ht3 .pt2 .pt3 .t3r .thd */
-    WEIR_TAGFMT_SWABIAN,   /* Swabian 16-byte dump */
-    WEIR_TAGFMT_QUTAG,     /* quTAG 10-byte binary (compressed, time unwrapped) */
-    WEIR_TAGFMT_QUTAG_RAW, /* quTAG raw */
-    WEIR_TAGFMT_BH_SPC,    /* Becker & Hickl SPC 4-byte FIFO */
-    WEIR_TAGFMT_ET_A033,   /* Eventech ET A033 */
+    WEIR_TAGFMT_PTU,              /* PicoQuant unified (.ptu, ETA's .timeres) */
+    WEIR_TAGFMT_PQ_LEGACY,        /* .ht2 .ht3 .pt2 .pt3 .t3r .thd */
+    WEIR_TAGFMT_SWABIAN,          /* Swabian 16-byte dump */
+    WEIR_TAGFMT_QUTAG,            /* quTAG 10-byte binary (40-byte header) */
+    WEIR_TAGFMT_QUTAG_RAW,        /* quTAG raw */
+    WEIR_TAGFMT_BH_SPC,           /* Becker & Hickl SPC 4-byte FIFO */
+    WEIR_TAGFMT_ET_A033,          /* Eventech ET A033 */
+    WEIR_TAGFMT_QUTAG_COMPRESSED, /* quTAG 5-byte compressed (40-byte header, 37-bit time
+                                   * unwrapped); never auto-detected: its header is the
+                                   * binary one */
 } weir_tag_format;
 
 typedef struct {
@@ -180,8 +183,64 @@ int weir_tag_encode(weir_tag_format fmt, const weir_tag_encode_opts *o, const we
                     size_t n, const char *path, char *err, size_t errlen);
 
 const char *weir_tag_format_name(weir_tag_format f);
-/* Parses "ptu", "swabian", "qutag", "qutag-raw", "bh", "et-a033", "legacy". */
+/* Parses "ptu", "swabian", "qutag", "qutag-raw", "qutag-compressed", "bh", "et-a033",
+ * "legacy", "auto". Returns 0 or WEIR_EINVAL. */
 int weir_tag_format_parse(const char *s, weir_tag_format *out);
+
+/* ---- clips (ETA's clip_file / clips / clips_list, src/timetag/clip.c) ----
+ *
+ * A clip is a record range [first, end) of a reader; the reader is left
+ * positioned at `first` (with its exact overflow base) and limited to `end`,
+ * so weir_tag_read then returns exactly the clip's events. Counts are in
+ * records, as ETA's read_events are. */
+typedef struct {
+    uint64_t first, end; /* records */
+} weir_tag_clip;
+
+typedef struct {
+    /* > 0: that many records; 0: the rest of the file; < 0: the rest minus
+     * |read_events| (to leave out a pre-allocated tail) */
+    int64_t read_events;
+    /* >= 0: start at this record; < 0: continue after the previous clip
+     * (the reader's current limit, or its position when unlimited) */
+    int64_t seek_event;
+    /* follow a growing file: wait up to this long for the wanted records,
+     * re-stating the file every poll_ms (default 10 ms); when time runs out
+     * the clip holds what is there. 0 = no waiting. */
+    double wait_timeout_s;
+    unsigned poll_ms;
+} weir_tag_clip_opts;
+
+/* Sets up the next clip (see above). Returns 0 with *out filled (possibly
+ * empty: out->first == out->end when nothing is there even after waiting),
+ * or a negative WEIR_E* code with a message. */
+int weir_tag_clip_next(weir_tag_reader *r, const weir_tag_clip_opts *o, weir_tag_clip *out,
+                       char *err, size_t errlen);
+
+/* Decodes a whole clip into a new array (caller frees *events with free()).
+ * Same options; *n events. */
+int weir_tag_clip_read(weir_tag_reader *r, const weir_tag_clip_opts *o, weir_tag **events,
+                       size_t *n, char *err, size_t errlen);
+
+/* ETA's clips(keep_indexes=…): window i covers records
+ * [start + i*read_events, start + (i+1)*read_events) (the last one may be
+ * shorter); only the listed windows are produced, in the order given.
+ * weir_tag_windows_next positions the reader on the next kept window
+ * (seeking with the exact overflow base) and returns 1, or 0 when none is
+ * left. */
+typedef struct {
+    uint64_t start, read_events;
+    const uint64_t *keep; /* NULL: every window */
+    size_t nkeep;
+    size_t next; /* iterator state: start at 0 */
+} weir_tag_windows;
+int weir_tag_windows_next(weir_tag_reader *r, weir_tag_windows *w, weir_tag_clip *out, char *err,
+                          size_t errlen);
+
+/* Keeps only the events whose time lies in one of the half-open time
+ * windows [t0[i], t1[i]) (ps), in place; returns the new count. */
+size_t weir_tag_keep_time_windows(weir_tag *events, size_t n, const int64_t *t0, const int64_t *t1,
+                                  size_t nwin);
 
 #ifdef __cplusplus
 }
