@@ -765,6 +765,68 @@ static void test_tpx3(void **state)
         assert_true(sums[ev] == truth[ev - 1]);
 }
 
+/* Waits (in the shell) until a TCP port accepts connections. */
+#define WAIT_PORT                                                                                  \
+    "python3 -c \"import socket,time,sys\n"                                                        \
+    "for i in range(200):\n"                                                                       \
+    "  try: socket.create_connection(('127.0.0.1', %d), 0.2).close(); sys.exit(0)\n"               \
+    "  except OSError: time.sleep(0.05)\n"                                                         \
+    "sys.exit(1)\"; "
+
+/* Active acquisition: weir configures, arms and triggers the simulated
+ * detector itself. DECTRIS through SIMPLON (ints: 2 triggers of 3 images;
+ * the series id is the arm's sequence id) and Merlin through its control
+ * port (software trigger); the frame sums are the regenerated frames' sums
+ * and, for Merlin, the data README's ground truth. */
+static void test_active(void **state)
+{
+    const char *dir = tu_tmpdir("active-dectris");
+    int port = tu_free_port(), http = tu_free_port();
+    char extra[512];
+    snprintf(extra, sizeof extra,
+             "\"active\": {\"detector\": \"dectris\", \"api\": \"127.0.0.1:%d\", \"config\": "
+             "{\"nimages\": 3, \"ntrigger\": 2, \"trigger_mode\": \"ints\"}}",
+             http);
+    sum_config(dir, "dectris2", port, 1, extra);
+    int rc = tu_run(dir,
+                    "(timeout 60 %s sim dectris2 --simplon %d --endpoint tcp://127.0.0.1:%d "
+                    "--synthetic 1 --shape 8x8 --seed 3 --loop 1 & sim=$!; " WAIT_PORT
+                    "timeout 60 %s run cfg.json; r=$?; wait $sim; exit $r)",
+                    tu_build("weir"), http, port, http, tu_build("weir"));
+    char *o = tu_output();
+    if (rc) fail_msg("dectris active: exit %d:\n%s", rc, o);
+    assert_non_null(strstr(o, "series 1 armed (ints, 2 x 3)"));
+    free(o);
+    double sums[16];
+    assert_int_equal(read_sums(dir, sums, 16), 6);
+    for (int ev = 1; ev <= 6; ev++)
+        assert_true(sums[ev] == frame_total(8, 8, 3, (uint64_t)ev - 1));
+
+    dir = tu_tmpdir("active-merlin");
+    port = tu_free_port();
+    int ctl = tu_free_port();
+    snprintf(extra, sizeof extra,
+             "\"active\": {\"detector\": \"merlin\", \"control\": \"127.0.0.1:%d\", "
+             "\"frames\": 9, \"trigger\": \"soft\"}",
+             ctl);
+    sum_config(dir, "merlin", port, 0, extra);
+    rc = tu_run(dir,
+                "(timeout 60 %s sim merlin --control %d --endpoint tcp://127.0.0.1:%d --from %s & "
+                "sim=$!; " WAIT_PORT "timeout 60 %s run cfg.json; r=$?; wait $sim; exit $r)",
+                tu_build("weir"), ctl, port,
+                tu_shared("merlin/Single_9_Frame_CounterDepth_12_Rows_256.mib"), ctl,
+                tu_build("weir"));
+    o = tu_output();
+    if (rc) fail_msg("merlin active: exit %d:\n%s", rc, o);
+    free(o);
+    double total = 0;
+    assert_int_equal(read_sums(dir, sums, 16), 9);
+    assert_true(sums[1] == 29032);
+    for (int ev = 1; ev <= 9; ev++)
+        total += sums[ev];
+    assert_true(total == 260753);
+}
+
 static void test_merlin_tcp(void **state)
 {
     /* ground truth: ../shared/data/README.md, merlin table */
@@ -816,6 +878,7 @@ int main(void)
         cmocka_unit_test(test_dectris_v1_v2),
         cmocka_unit_test(test_back_pressure),
         cmocka_unit_test(test_merlin_tcp),
+        cmocka_unit_test(test_active),
         cmocka_unit_test(test_tpx3),
         cmocka_unit_test(test_nav_shape_and_hooks),
         cmocka_unit_test(test_concert),

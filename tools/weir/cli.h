@@ -19,6 +19,7 @@ int cli_tags_export(int argc, char **argv);
 int cli_tags_corr(int argc, char **argv);
 int cli_tags_lifetime(int argc, char **argv);
 int cli_tags_count(int argc, char **argv);
+int cli_tags_recipe(int argc, char **argv);
 
 /* Parses a non-negative integer option value; prints an error naming the
  * option and returns -1 on failure. */
@@ -29,6 +30,16 @@ int cli_parse_u64(const char *opt, const char *s, uint64_t *out);
  * cJSON_Delete. */
 struct cJSON;
 struct cJSON *cli_read_json(const char *verb, const char *path);
+
+/* ---- active acquisition for weir run (run_active.c) ---- */
+/* From the config's "active" object (NULL: passive, *out NULL). Each call
+ * with a NULL handle does nothing. */
+typedef struct run_active run_active;
+int run_active_open(const struct cJSON *cfg, run_active **out, char *err, size_t errlen);
+int run_active_arm(run_active *a, char *err, size_t errlen);
+int run_active_trigger(run_active *a, char *err, size_t errlen);
+int run_active_done(run_active *a, char *err, size_t errlen);
+void run_active_close(run_active *a);
 
 /* ---- the MPI path shared by replay and run (mpirun.c) ---- */
 #include "weir/engine.h"

@@ -16,6 +16,10 @@
  *  "nav_shape": [-1, 64],
  *  "hooks": {"on_ready_for_data": "shell command (started, not waited for)",
  *            "on_determine_nav_shape": "command printing e.g. 32,64"},
+ *  "active": {"detector": "dectris", "api": "HOST:PORT", "header_detail": "basic",
+ *             "config": {"nimages": 4, "ntrigger": 2, "trigger_mode": "ints"}}
+ *          or {"detector": "merlin", "control": "HOST:6341", "frames": 9,
+ *             "trigger": "soft"|"hard"} (omitted: passive),
  *  "parameters": {"till_x": "3", "from_y": "7"}} */
 #include "cli.h"
 
@@ -58,7 +62,10 @@ static void run_help(FILE *f)
             "affinity_group, output_dir, rcvhwm, partial, reorder_ms, parameters\n"
             "({name: value} or dranspose's list), nav_shape (up to two -1), hooks\n"
             "{on_ready_for_data, on_determine_nav_shape} (shell commands; the second gets\n"
-            "WEIR_FRAMES and WEIR_DETECTOR_SHAPE and prints the shape).\n\n%s",
+            "WEIR_FRAMES and WEIR_DETECTOR_SHAPE and prints the shape), active (weir arms\n"
+            "and triggers the detector: {detector: dectris, api: HOST:PORT, config: {...},\n"
+            "header_detail} or {detector: merlin, control: HOST:PORT, frames, trigger:\n"
+            "soft|hard}; without it weir waits for an acquisition started elsewhere).\n\n%s",
             CLI_MPI_HELP);
 }
 
@@ -311,6 +318,7 @@ int cmd_run(int argc, char **argv)
     cJSON *cfgj = NULL;
     weir_stream_cfg *sc = NULL;
     weir_live *live = NULL;
+    run_active *active = NULL;
     weir_params *params = NULL;
     weir_plugin_handle *wh = NULL, *rh = NULL;
     const weir_plugin *wp, *rpl;
@@ -420,6 +428,16 @@ int cmd_run(int argc, char **argv)
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
     }
+    const cJSON *actj = cJSON_GetObjectItemCaseSensitive(cfgj, "active");
+    if (actj && mpi) {
+        fprintf(stderr, "weir run: %s: \"active\" acquisition runs without mpirun only (for now)\n",
+                path);
+        goto out;
+    }
+    if (run_active_open(actj, &active, err, sizeof err)) {
+        fprintf(stderr, "weir run: %s: %s\n", path, err);
+        goto out;
+    }
     if (mpi) {
         live_src ls = {live};
         cli_source cs = {ls_open, ls_report, ls_close, &ls};
@@ -434,7 +452,17 @@ int cmd_run(int argc, char **argv)
          * calls no init/finish for a scan that never came. */
         WEIR_LOGI("run", "waiting for acquisition %d on %d stream(s)", scan + 1, ns);
         prefetched pf = {weir_live_source(live), NULL};
+        if (run_active_arm(active, err, sizeof err)) {
+            fprintf(stderr, "weir run: arming the detector: %s\n", err);
+            rc = 1;
+            break;
+        }
         ready_hook(&acq, scan + 1);
+        if (run_active_trigger(active, err, sizeof err)) {
+            fprintf(stderr, "weir run: triggering the detector: %s\n", err);
+            rc = 1;
+            break;
+        }
         if (pf.src.next(pf.src.ud, &pf.first) || !pf.first) {
             if (!weir_live_stopped(live)) rc = 1; /* an error, already reported */
             break;
@@ -472,6 +500,11 @@ int cmd_run(int argc, char **argv)
             break;
         }
         if (st.workers_total.rejected || st.reducer.rejected) rc = 3;
+        if (run_active_done(active, err, sizeof err)) {
+            fprintf(stderr, "weir run: ending the acquisition: %s\n", err);
+            rc = 1;
+            break;
+        }
     } while (continuous && !weir_live_stopped(live));
     ready_reap(&acq);
     weir_live_report(live, stderr);
@@ -481,6 +514,7 @@ int cmd_run(int argc, char **argv)
     if (!rc && weir_live_rejected(live)) rc = 3;
 out:
     g_live = NULL;
+    run_active_close(active);
     weir_live_close(live);
     weir_params_free(params);
     weir_plugin_unload(wh);

@@ -9,29 +9,27 @@
  * Header and series_end are never faulted, so a receiver can always tell
  * where a scan starts and (unless disconnected) ends. */
 #include "cli.h"
+#include "sim.h"
 
 #include "weir/cbors.h"
 #include "weir/concert.h"
 #include "weir/dectris.h"
 #include "weir/dectris_h5.h"
 #include "weir/merlin.h"
+#include "weir/merlin_ctl.h"
 #include "weir/error.h"
 #include "weir/stins.h"
 #include "weir/synth.h"
 #include "weir/tpx3.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <zmq.h>
 
-typedef struct {
-    weir_msg *m;
-    size_t n, cap;
-} msglist;
-
-static int push(msglist *l, weir_msg *m)
+int push(msglist *l, weir_msg *m)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
@@ -45,7 +43,7 @@ static int push(msglist *l, weir_msg *m)
     return WEIR_OK;
 }
 
-static void clear(msglist *l)
+void clear(msglist *l)
 {
     for (size_t i = 0; i < l->n; i++)
         weir_msg_clear(&l->m[i]);
@@ -87,10 +85,10 @@ static int load_capture(const char *path, const char *stream, msglist *l, char *
 
 /* A synthetic DECTRIS series (v1 or v2): start, n images of synthetic
  * uint16 frames with the given encoding, end. */
-static int dectris_series(int version, uint64_t n, size_t h, size_t w, uint64_t seed,
-                          weir_dectris_encoding enc, msglist *l)
+int dectris_series(int version, uint64_t n, size_t h, size_t w, uint64_t seed,
+                   weir_dectris_encoding enc, int64_t series, msglist *l)
 {
-    weir_dectris_series ser = {.series = 7,
+    weir_dectris_series ser = {.series = series,
                                .series_unique_id = "weir-sim",
                                .nimages = (int64_t)n,
                                .ntrigger = 1,
@@ -111,31 +109,32 @@ static int dectris_series(int version, uint64_t n, size_t h, size_t w, uint64_t 
         rc = weir_array_alloc(&a, (weir_dtype){WEIR_DT_U16, WEIR_LITTLE}, 2, shape);
         if (rc) break;
         weir_synth_frame(&c, f, (void *)a.data);
-        rc = version == 1 ? weir_dectris_v1_encode_image(&m, 7, (int64_t)f, &a, enc, NULL, NULL)
-                          : weir_dectris_v2_encode_image(&m, 7, "weir-sim", (int64_t)f, 1, names,
-                                                         &a, enc, NULL);
+        rc = version == 1
+                 ? weir_dectris_v1_encode_image(&m, series, (int64_t)f, &a, enc, NULL, NULL)
+                 : weir_dectris_v2_encode_image(&m, series, "weir-sim", (int64_t)f, 1, names, &a,
+                                                enc, NULL);
         weir_array_release(&a);
         if (!rc) rc = push(l, &m);
     }
     if (!rc)
-        rc = version == 1 ? weir_dectris_v1_encode_end(&m, 7)
-                          : weir_dectris_v2_encode_end(&m, 7, "weir-sim");
+        rc = version == 1 ? weir_dectris_v1_encode_end(&m, series)
+                          : weir_dectris_v2_encode_end(&m, series, "weir-sim");
     if (!rc) rc = push(l, &m);
     weir_msg_clear(&m);
     return rc;
 }
 
 /* A DECTRIS series from a NeXus master file and its data files: the
- * master's configuration in the header / start message (series 7), every
+ * master's configuration in the header / start message (series id `series`), every
  * frame re-encoded with enc, then the end. */
-static int dectris_from_h5(int version, const char *master, weir_dectris_encoding enc, msglist *l,
-                           char *err, size_t el)
+int dectris_from_h5(int version, const char *master, weir_dectris_encoding enc, int64_t series,
+                    msglist *l, char *err, size_t el)
 {
     weir_dectris_h5 *h;
     int rc = weir_dectris_h5_open(master, &h, err, el);
     if (rc) return rc;
     weir_dectris_series ser = *weir_dectris_h5_series(h);
-    ser.series = 7;
+    ser.series = series;
     ser.series_unique_id = "weir-sim";
     weir_msg m;
     weir_msg_init(&m);
@@ -147,15 +146,16 @@ static int dectris_from_h5(int version, const char *master, weir_dectris_encodin
         weir_array a;
         rc = weir_dectris_h5_read(h, f, &a, err, el);
         if (rc) break;
-        rc = version == 1 ? weir_dectris_v1_encode_image(&m, 7, (int64_t)f, &a, enc, NULL, NULL)
-                          : weir_dectris_v2_encode_image(&m, 7, "weir-sim", (int64_t)f, 1, names,
-                                                         &a, enc, NULL);
+        rc = version == 1
+                 ? weir_dectris_v1_encode_image(&m, series, (int64_t)f, &a, enc, NULL, NULL)
+                 : weir_dectris_v2_encode_image(&m, series, "weir-sim", (int64_t)f, 1, names, &a,
+                                                enc, NULL);
         weir_array_release(&a);
         if (!rc) rc = push(l, &m);
     }
     if (!rc)
-        rc = version == 1 ? weir_dectris_v1_encode_end(&m, 7)
-                          : weir_dectris_v2_encode_end(&m, 7, "weir-sim");
+        rc = version == 1 ? weir_dectris_v1_encode_end(&m, series)
+                          : weir_dectris_v2_encode_end(&m, series, "weir-sim");
     if (!rc) rc = push(l, &m);
     if (rc && !err[0]) snprintf(err, el, "%s: %s", master, weir_strerror(rc));
     weir_msg_clear(&m);
@@ -164,7 +164,7 @@ static int dectris_from_h5(int version, const char *master, weir_dectris_encodin
     return rc;
 }
 
-static int send_msg(void *sock, const weir_msg *m)
+int send_msg(void *sock, const weir_msg *m)
 {
     for (size_t i = 0; i < m->nparts; i++)
         if (zmq_send(sock, weir_buf_data(m->parts[i]), weir_buf_size(m->parts[i]),
@@ -222,7 +222,58 @@ static int send_mpx(void *sock, const zmq_msg_t *id, const uint8_t *payload, siz
 /* Merlin's data port: a TCP server (a ZMQ_STREAM socket) that waits for the
  * receiver to connect, then sends the acquisition header and every frame of
  * a .mib file, MPX-framed, as the detector does. */
-static int sim_merlin(const char *ep, const char *mib, const char *hdr, double rate, uint64_t loops)
+/* Merlin's control port for the simulator: STARTACQUISITION arms (the data
+ * port then sends the acquisition header), SOFTTRIGGER releases the frames
+ * when TRIGGERSTART is 5 (software trigger). */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    long starts, triggers, stops;
+} merlin_ctl_state;
+
+static int mc_start(void *u)
+{
+    merlin_ctl_state *m = u;
+    pthread_mutex_lock(&m->mu);
+    m->starts++;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+static int mc_trigger(void *u)
+{
+    merlin_ctl_state *m = u;
+    pthread_mutex_lock(&m->mu);
+    m->triggers++;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+static int mc_stop(void *u)
+{
+    merlin_ctl_state *m = u;
+    pthread_mutex_lock(&m->mu);
+    m->stops++;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+/* Waits until *counter > n (1) or a stop / abort came (0). */
+static int mc_wait(merlin_ctl_state *m, long *counter, long n, long stops0)
+{
+    pthread_mutex_lock(&m->mu);
+    while (*counter <= n && m->stops == stops0)
+        pthread_cond_wait(&m->cv, &m->mu);
+    int ok = m->stops == stops0;
+    pthread_mutex_unlock(&m->mu);
+    return ok;
+}
+
+static int sim_merlin(const char *ep, const char *mib, const char *hdr, double rate, uint64_t loops,
+                      int ctl_port)
 {
     char hdrpath[4096], err[512];
     if (!hdr) {
@@ -244,6 +295,31 @@ static int sim_merlin(const char *ep, const char *mib, const char *hdr, double r
         rc = 1;
         goto out;
     }
+    merlin_ctl_state mc = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    weir_merlin_ctl_server *ctl = NULL;
+    if (ctl_port >= 0) {
+        weir_merlin_ctl_callbacks cb = {.user = &mc,
+                                        .on_start_acquisition = mc_start,
+                                        .on_soft_trigger = mc_trigger,
+                                        .on_stop_acquisition = mc_stop,
+                                        .on_abort = mc_stop};
+        weir_merlin_acq a;
+        if (weir_merlin_ctl_server_new(&cb, &ctl) ||
+            weir_merlin_ctl_server_start(ctl, NULL, ctl_port, err, sizeof err)) {
+            fprintf(stderr, "weir sim: Merlin control port: %s\n", err);
+            weir_merlin_ctl_server_free(ctl);
+            rc = 1;
+            goto out;
+        }
+        if (weir_merlin_acq_parse(weir_buf_data(hb), weir_buf_size(hb), &a, err, sizeof err) == 0) {
+            char v[32];
+            snprintf(v, sizeof v, "%llu", (unsigned long long)a.frames_in_acquisition);
+            weir_merlin_ctl_server_set(ctl, "NUMFRAMESTOACQUIRE", v);
+            weir_merlin_acq_clear(&a);
+        }
+        fprintf(stderr, "weir sim: Merlin control port 127.0.0.1:%d\n",
+                weir_merlin_ctl_server_port(ctl));
+    }
     zmq_msg_t id, note;
     zmq_msg_init(&id);
     zmq_msg_init(&note);
@@ -260,7 +336,20 @@ static int sim_merlin(const char *ep, const char *mib, const char *hdr, double r
             rc = 1;
             break;
         }
+        long stops0 = 0;
+        if (ctl) { /* wait for STARTACQUISITION; with TRIGGERSTART 5 also for SOFTTRIGGER */
+            pthread_mutex_lock(&mc.mu);
+            stops0 = mc.stops;
+            pthread_mutex_unlock(&mc.mu);
+            if (!mc_wait(&mc, &mc.starts, (long)loop, stops0)) break;
+        }
         rc = send_mpx(sock, &id, weir_buf_data(hb), weir_buf_size(hb));
+        long long tstart = 0;
+        if (!rc && ctl && weir_merlin_ctl_server_get_int(ctl, "TRIGGERSTART", &tstart) == 0 &&
+            tstart == 5 && !mc_wait(&mc, &mc.triggers, (long)loop, stops0)) {
+            weir_merlin_reader_free(r);
+            break;
+        }
         for (;;) {
             weir_merlin_frame fr;
             int eof = 0;
@@ -280,6 +369,7 @@ static int sim_merlin(const char *ep, const char *mib, const char *hdr, double r
 ids:
     zmq_msg_close(&id);
     zmq_msg_close(&note);
+    weir_merlin_ctl_server_free(ctl);
 out:
     zmq_close(sock);
     zmq_ctx_term(zctx);
@@ -402,6 +492,7 @@ int cmd_sim(int argc, char **argv)
     weir_stins_compression comp = WEIR_STINS_COMP_NONE;
     weir_dectris_encoding denc = WEIR_DECTRIS_ENC_NONE;
     long fdrop = -1, fdup = -1, freorder = -1, fgarbage = -1, fdisc = -1, fstale = -1;
+    int ctl_port = -1; /* DECTRIS: SIMPLON REST port; Merlin: control port */
     int proto = argc >= 2 ? (!strcmp(argv[1], "stins")      ? 0
                              : !strcmp(argv[1], "dectris1") ? 1
                              : !strcmp(argv[1], "dectris2") ? 2
@@ -464,6 +555,10 @@ int cmd_sim(int argc, char **argv)
             denc = !strcmp(v, "bslz4") ? WEIR_DECTRIS_ENC_BSLZ4
                    : !strcmp(v, "lz4") ? WEIR_DECTRIS_ENC_LZ4
                                        : WEIR_DECTRIS_ENC_NONE;
+        } else if (!strcmp(a, "--simplon") || !strcmp(a, "--control")) {
+            uint64_t port;
+            if (cli_parse_u64(a, v, &port) || port > 65535) return 2;
+            ctl_port = (int)port;
         } else if (!strcmp(a, "--fault")) {
             long k;
             char kind[32];
@@ -500,13 +595,33 @@ int cmd_sim(int argc, char **argv)
         }
         return sim_tpx3(ep, from, synthetic, h, w, seed, rate, loops);
     }
+    if ((proto == 1 || proto == 2) && ctl_port >= 0) {
+        if (!ep || (!from && !synthetic)) {
+            fprintf(stderr, "weir sim: --simplon needs --endpoint and --from MASTER.h5 or "
+                            "--synthetic N\n");
+            return 2;
+        }
+        sim_simplon_opts so = {.version = proto,
+                               .http_port = ctl_port,
+                               .endpoint = ep,
+                               .from = from,
+                               .socket = sockname,
+                               .bind = bind,
+                               .synthetic = synthetic,
+                               .seed = seed,
+                               .h = h,
+                               .w = w,
+                               .enc = denc,
+                               .series = loops};
+        return sim_dectris_simplon(&so);
+    }
     if (proto == 3) { /* Merlin: --hdr is kept in `stream` */
         if (!ep || !from) {
             fprintf(stderr, "weir sim merlin: --endpoint tcp://ADDR:PORT and --from FILE.mib "
                             "(the .hdr beside it, or --hdr FILE)\n");
             return 2;
         }
-        return sim_merlin(ep, from, stream, rate, loops);
+        return sim_merlin(ep, from, stream, rate, loops, ctl_port);
     }
     if (!ep || (!from && !synthetic)) {
         usage(stderr);
@@ -545,7 +660,7 @@ int cmd_sim(int argc, char **argv)
         size_t fl = strlen(from);
         err[0] = 0;
         int rc = fl > 3 && !strcmp(from + fl - 3, ".h5")
-                     ? dectris_from_h5(proto, from, denc, &l, err, sizeof err)
+                     ? dectris_from_h5(proto, from, denc, 7, &l, err, sizeof err)
                      : load_capture(from, stream, &l, err, sizeof err);
         if (rc) {
             fprintf(stderr, "weir sim: %s\n", err);
@@ -553,7 +668,7 @@ int cmd_sim(int argc, char **argv)
             return 1;
         }
     } else if (proto > 0) {
-        if (dectris_series(proto, synthetic, h, w, seed, denc, &l)) {
+        if (dectris_series(proto, synthetic, h, w, seed, denc, 7, &l)) {
             fprintf(stderr, "weir sim: cannot encode the DECTRIS series\n");
             clear(&l);
             return 1;

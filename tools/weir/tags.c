@@ -16,6 +16,7 @@ static const struct {
     {"corr", cli_tags_corr, "correlation histogram (exact; both directions)"},
     {"lifetime", cli_tags_lifetime, "lifetime histogram (T3 micro-time or sync-referenced T2)"},
     {"count", cli_tags_count, "coincidences and count-rate trace"},
+    {"recipe", cli_tags_recipe, "instruments composed by a JSON recipe"},
 };
 
 int cmd_tags(int argc, char **argv)
