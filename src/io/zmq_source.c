@@ -11,6 +11,7 @@
 
 #include "weir/error.h"
 #include "weir/log.h"
+#include "weir/beamline.h"
 #include "weir/concert.h"
 #include "weir/dectris.h"
 #include "weir/merlin.h"
@@ -124,6 +125,21 @@ static int classify_tpx3(const weir_msg *m, weir_stins_kind *kind, int64_t *fram
     return weir_tpx3_classify(m, kind, frame, err, errlen);
 }
 
+/* The beamline streams of dranspose's captures (weir/beamline.h), after
+ * the per-stream assembler has regrouped their messages. */
+#define BEAMLINE(fn, proto)                                                                        \
+    static int fn(const weir_msg *m, weir_stins_kind *kind, int64_t *frame, int64_t *series,       \
+                  char *err, size_t errlen)                                                        \
+    {                                                                                              \
+        return weir_beamline_classify(proto, m, kind, frame, err, errlen);                         \
+    }
+BEAMLINE(classify_xspress3, "xspress3")
+BEAMLINE(classify_contrast, "contrast")
+BEAMLINE(classify_pcap, "pcap")
+BEAMLINE(classify_pcap_raw, "pcap-raw")
+BEAMLINE(classify_lecroy, "lecroy")
+BEAMLINE(classify_albaem, "albaem")
+
 static const struct {
     const char *name, *typ;
     classify_fn classify;
@@ -134,6 +150,13 @@ static const struct {
     {"merlin", "MERLIN", classify_merlin},    /* raw TCP, MPX framing; no end message */
     {"concert", "CONCERT", classify_concert}, /* no start message */
     {"asi_tpx3", "ASI_TPX3", classify_tpx3},  /* raw TCP, sparse CSR chunks */
+    /* beamline streams, typ as dranspose names them */
+    {"xspress3", "xspress", classify_xspress3},
+    {"contrast", "contrast", classify_contrast},
+    {"pcap", "PCAP", classify_pcap},
+    {"pcap-raw", "PCAP_RAW", classify_pcap_raw}, /* raw TCP to the PandA's data port */
+    {"lecroy", "lecroy_9fwdWp6Rq7", classify_lecroy},
+    {"albaem", "albaem", classify_albaem},
 };
 
 typedef struct {
@@ -146,6 +169,8 @@ typedef struct {
     int tcp;
     weir_tpx3_framer *tpx3; /* TPX3: the framer holds the bytes instead of acc */
     int tpx3_lost;          /* framing lost: ignore bytes until the peer reconnects */
+    weir_beamline_asm *bl;  /* beamline streams: regroups messages (pcap-raw: frames bytes) */
+    uint64_t skipped;       /* messages that carry no frame (heartbeats, the PandA's OK) */
     uint8_t *acc;
     size_t acc_len, acc_cap;
     uint64_t expect_frames; /* announced by the header; 0 = until stopped */
@@ -209,7 +234,8 @@ int weir_live_open(const weir_stream_cfg *cfg, size_t n, int rcvhwm, weir_live *
         if (!cfg[i].name || !cfg[i].endpoint || !s->classify) {
             snprintf(err, errlen,
                      "stream %zu: need a name, an endpoint and a protocol: stins, dectris1 "
-                     "(DECTRIS stream v1) or dectris2 (stream v2)",
+                     "(DECTRIS stream v1), dectris2 (stream v2), merlin, concert, asi_tpx3, "
+                     "xspress3, contrast, pcap, pcap-raw, lecroy or albaem",
                      i);
             rc = WEIR_EUNSUPPORTED;
             goto fail;
@@ -219,7 +245,10 @@ int weir_live_open(const weir_stream_cfg *cfg, size_t n, int rcvhwm, weir_live *
         s->reorder_ms = cfg[i].reorder_ms > 0 ? cfg[i].reorder_ms : -1;
         s->timeout_ms = cfg[i].timeout_ms > 0 ? cfg[i].timeout_ms : -1;
         s->series = -1;
-        s->tcp = s->classify == classify_merlin || s->classify == classify_tpx3;
+        s->tcp = s->classify == classify_merlin || s->classify == classify_tpx3 ||
+                 s->classify == classify_pcap_raw;
+        if (weir_beamline_known(cfg[i].protocol) && weir_beamline_asm_new(cfg[i].protocol, &s->bl))
+            goto fail;
         if (s->classify == classify_tpx3 && weir_tpx3_framer_new(NULL, &s->tpx3)) goto fail;
         s->headerless = s->classify == classify_concert;
         /* a ZMQ_STREAM socket speaks plain TCP: Merlin's data port */
@@ -284,6 +313,11 @@ static int pop_tpx3(stream *s, weir_msg *m)
 static int pop_mpx(stream *s, weir_msg *m)
 {
     if (s->tpx3) return pop_tpx3(s, m);
+    if (s->bl) {
+        if (weir_beamline_asm_pop(s->bl, m) != 1) return WEIR_ETRUNCATED;
+        s->received++;
+        return WEIR_OK;
+    }
     weir_merlin_mpx x;
     char err[160];
     int rc = weir_merlin_mpx_split(s->acc, s->acc_len, &x, err, sizeof err);
@@ -319,6 +353,25 @@ static int read_tcp(stream *s)
         if (s->tpx3) { /* a new connection starts a new byte stream */
             weir_tpx3_framer_reset(s->tpx3);
             s->tpx3_lost = 0;
+        }
+        if (s->bl) { /* the PandA: a fresh framer, and the newline that starts the data */
+            weir_beamline_asm *fresh = NULL;
+            if (weir_beamline_asm_new("pcap-raw", &fresh) == 0) {
+                weir_beamline_asm_free(s->bl);
+                s->bl = fresh;
+            }
+            zmq_send(s->sock, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE);
+            zmq_send(s->sock, "\n", 1, 0);
+        }
+        goto out;
+    }
+    if (s->bl) {
+        char err[200];
+        s->bytes += n;
+        if (weir_beamline_asm_feed_bytes(s->bl, zmq_msg_data(&data), n, err, sizeof err)) {
+            s->malformed++;
+            snprintf(s->last_error, sizeof s->last_error, "%s", err);
+            WEIR_LOGW(COMP, "stream '%s': %s", s->name, err);
         }
         goto out;
     }
@@ -416,14 +469,36 @@ static int read_packet(weir_live *l, stream *s, weir_msg *m, weir_stins_kind *ki
 {
     for (;;) {
         weir_msg_init(m);
-        int rc = recv_multipart(l, s, m, timeout_ms);
-        if (rc) {
-            weir_msg_clear(m);
-            return rc;
-        }
         char err[200];
+        int rc;
+        if (s->bl && !s->tcp && weir_beamline_asm_pop(s->bl, m) == 1) {
+            /* a message the assembler had ready */
+        } else {
+            rc = recv_multipart(l, s, m, timeout_ms);
+            if (rc) {
+                weir_msg_clear(m);
+                return rc;
+            }
+            if (s->bl && !s->tcp) { /* regroup (dranspose's ingester does the same) */
+                rc = weir_beamline_asm_push(s->bl, m, err, sizeof err);
+                weir_msg_clear(m);
+                if (rc) {
+                    s->malformed++;
+                    snprintf(s->last_error, sizeof s->last_error, "%s", err);
+                    WEIR_LOGW(COMP, "stream '%s': message %" PRIu64 " rejected: %s", s->name,
+                              s->received, err);
+                    continue;
+                }
+                if (weir_beamline_asm_pop(s->bl, m) != 1) continue;
+            }
+        }
         *series = -1;
         rc = s->classify(m, kind, frame, series, err, sizeof err);
+        if (rc == WEIR_ENOTFOUND && s->bl) { /* a heartbeat, an OK: no frame in it */
+            s->skipped++;
+            weir_msg_clear(m);
+            continue;
+        }
         if (rc) {
             s->malformed++;
             snprintf(s->last_error, sizeof s->last_error, "%s", err);
@@ -800,6 +875,9 @@ void weir_live_report(const weir_live *l, FILE *f)
                     " messages of another series dropped, %" PRIu64
                     " frames given up after the stream's timeout\n",
                     s->series, s->wrong_series, s->timeouts);
+        if (s->skipped)
+            fprintf(f, "    %" PRIu64 " messages without a frame (heartbeats, acknowledgements)\n",
+                    s->skipped);
         if (s->malformed) fprintf(f, "    last malformed: %s\n", s->last_error);
     }
     if (l->unfinished)
@@ -819,6 +897,7 @@ void weir_live_close(weir_live *l)
         free(l->s[i].name);
         free(l->s[i].acc);
         weir_tpx3_framer_free(l->s[i].tpx3);
+        weir_beamline_asm_free(l->s[i].bl);
     }
     free(l->s);
     if (l->zctx) zmq_ctx_term(l->zctx);

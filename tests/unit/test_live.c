@@ -827,6 +827,73 @@ static void test_active(void **state)
     assert_true(total == 260753);
 }
 
+/* The beamline streams of dranspose's raw captures, replayed by weir sim as
+ * recorded into weir run: every frame becomes its own event, in order
+ * (counts from the captures: Xspress3 5 images of 3 parts; Contrast 20
+ * "running" records and heartbeats that carry no frame; PandA PCAP 1500
+ * triggers in 100 vectorised messages; AlbaEM 4 frames). */
+static void beamline_run(const char *proto, const char *capture, int images, int parts,
+                         const char *expect)
+{
+    char name[64];
+    snprintf(name, sizeof name, "bl-%s", proto);
+    const char *dir = tu_tmpdir(name);
+    int port = tu_free_port();
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg,
+             "{\"streams\": [{\"name\": \"b\", \"protocol\": \"%s\", \"endpoint\": "
+             "\"tcp://127.0.0.1:%d\", \"bind\": true}],\n"
+             " \"worker\": \"%s:echo_worker\", \"reducer\": \"%s:slow_reducer\",\n"
+             " \"parameters\": {\"report\": \"%s/r.txt\"}}\n",
+             proto, port, tu_build("tests/plugins/test_plugins.so"),
+             tu_build("tests/plugins/test_plugins.so"), dir);
+    tu_write(dir, "cfg.json", cfg);
+    char rel[256];
+    snprintf(rel, sizeof rel, "dranspose/%s", capture);
+    int rc = tu_run(dir,
+                    "(timeout 60 %s run cfg.json & pid=$!; timeout 60 %s sim %s --endpoint "
+                    "tcp://127.0.0.1:%d --from %s; wait $pid)",
+                    tu_build("weir"), tu_build("weir"), proto, port, tu_shared(rel));
+    char *o = tu_output();
+    if (rc) fail_msg("%s: exit %d:\n%s", proto, rc, o);
+    if (*expect) assert_non_null(strstr(o, expect));
+    assert_non_null(strstr(o, "0 malformed, 0 missing frames, 0 duplicates"));
+    free(o);
+    char p[4200], line[256];
+    snprintf(p, sizeof p, "%s/r.txt", dir);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    static int seen[4096];
+    memset(seen, 0, sizeof seen);
+    int last = -1;
+    while (fgets(line, sizeof line, f)) {
+        long long n, w, sc, pp;
+        int wk;
+        char hash[80];
+        if (sscanf(line, "result %lld %lld %lld %d %79s %lld", &n, &w, &sc, &wk, hash, &pp) != 6)
+            continue;
+        assert_true(n >= 0 && n < 4096);
+        seen[n]++;
+        if (n >= 1 && n <= images && parts) assert_int_equal(pp, parts);
+        if (n > last) last = (int)n;
+    }
+    fclose(f);
+    assert_int_equal(seen[0], 2); /* the start goes to both workers */
+    for (int ev = 1; ev <= images; ev++)
+        assert_int_equal(seen[ev], 1);
+    assert_int_equal(last, images + 1); /* the series end */
+}
+
+static void test_beamline_streams(void **state)
+{
+    beamline_run("xspress3", "xspress3-multipart.cbors", 5, 3, "");
+    beamline_run("contrast", "contrast-dump.cbors", 20, 1,
+                 /* heartbeats 0 and 13; 24 and 25 come after the series end */
+                 "2 messages without a frame (heartbeats, acknowledgements)");
+    beamline_run("pcap", "pcap-zmq.cbors", 1500, 0, "");
+    beamline_run("albaem", "albaem-dump.cbors", 4, 0, "");
+}
+
 static void test_merlin_tcp(void **state)
 {
     /* ground truth: ../shared/data/README.md, merlin table */
@@ -878,6 +945,7 @@ int main(void)
         cmocka_unit_test(test_dectris_v1_v2),
         cmocka_unit_test(test_back_pressure),
         cmocka_unit_test(test_merlin_tcp),
+        cmocka_unit_test(test_beamline_streams),
         cmocka_unit_test(test_active),
         cmocka_unit_test(test_tpx3),
         cmocka_unit_test(test_nav_shape_and_hooks),

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "sim.h"
 
+#include "weir/beamline.h"
 #include "weir/cbors.h"
 #include "weir/concert.h"
 #include "weir/dectris.h"
@@ -175,6 +176,7 @@ int send_msg(void *sock, const weir_msg *m)
 
 static int is_data(const weir_msg *m, int proto)
 {
+    if (proto == 6) return 0; /* beamline captures: sent as they are, no faults */
     if (proto == 4) {
         weir_concert_packet p;
         if (weir_concert_parse(m, 0, &p, NULL, 0)) return 0;
@@ -499,7 +501,10 @@ int cmd_sim(int argc, char **argv)
                              : !strcmp(argv[1], "merlin")   ? 3
                              : !strcmp(argv[1], "concert")  ? 4
                              : !strcmp(argv[1], "asi_tpx3") ? 5
-                                                            : -1)
+                             : weir_beamline_known(argv[1]) && strcmp(argv[1], "pcap-raw") &&
+                                     strcmp(argv[1], "sardana")
+                                 ? 6
+                                 : -1)
                           : -1;
     if (proto < 0) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -507,7 +512,7 @@ int cmd_sim(int argc, char **argv)
             return 0;
         }
         fprintf(stderr, "weir sim: protocols: stins, dectris1 (DECTRIS stream v1), dectris2, "
-                        "merlin, concert, asi_tpx3\n");
+                        "merlin, concert, asi_tpx3, xspress3, contrast, pcap, lecroy, albaem\n");
         usage(stderr);
         return 2;
     }
@@ -654,6 +659,14 @@ int cmd_sim(int argc, char **argv)
         if (rc) {
             clear(&l);
             return 1;
+        }
+    } else if (proto == 6) {
+        /* a beamline stream: a raw capture, every message as it was recorded */
+        if (!from || load_capture(from, NULL, &l, err, sizeof err)) {
+            fprintf(stderr, "weir sim %s: %s\n", argv[1],
+                    from ? err : "--from RAW_CAPTURE.cbors is needed");
+            clear(&l);
+            return from ? 1 : 2;
         }
     } else if (proto > 0 && from) {
         /* an HDF5 master file, or a capture whose messages are sent as they are */
