@@ -24,4 +24,4 @@ CC=clang cmake -S . -B "$dir-fuzz" -DWEIR_FUZZ=ON -DWEIR_SANITIZE=ON -DWEIR_WERR
 fuzzers=$(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$//')
 # shellcheck disable=SC2086
 cmake --build "$dir-fuzz" -j"$(nproc)" --target $fuzzers
-ctest --test-dir "$dir-fuzz" --output-on-failure -R '^fuzz_'
+ctest --test-dir "$dir-fuzz" --output-on-failure -j"$(nproc)" -R '^fuzz_'
