@@ -6,6 +6,10 @@
  * array of byte strings per ZeroMQ message, as dranspose's test captures),
  * written as messages arrive, before any event building; FILE gets the
  * stream name inserted before the extension when there are several streams.
+ * Streams over plain TCP (merlin, asi_tpx3, pcap-raw) are recorded raw as
+ * their byte stream, exactly as it came (for asi_tpx3 that is the recording
+ * `weir sim asi_tpx3 --from` serves); the peer closing the connection ends
+ * them.
  * Records one acquisition, or with --continuous until Ctrl-C. */
 #include "cli.h"
 
@@ -53,12 +57,21 @@ static int record_raw(const cJSON *streams, const char *out, int continuous)
     weir_cbors_writer **w = calloc((size_t)n, sizeof *w);
     zmq_pollitem_t *items = calloc((size_t)n, sizeof *items);
     int *ended = calloc((size_t)n, sizeof *ended);
+    FILE **bytes = calloc((size_t)n, sizeof *bytes); /* TCP streams: the raw byte stream */
+    int *pandas = calloc((size_t)n, sizeof *pandas),
+        *connects = calloc((size_t)n, sizeof *connects);
     uint64_t total = 0;
-    if (!socks || !w || !items || !ended) rc = WEIR_ENOMEM;
+    if (!socks || !w || !items || !ended || !bytes || !pandas || !connects) rc = WEIR_ENOMEM;
     for (int i = 0; !rc && i < n; i++) {
         const cJSON *s = cJSON_GetArrayItem(streams, i);
         const char *sock = js(s, "socket"), *ep = js(s, "endpoint"), *name = js(s, "name");
-        socks[i] = zmq_socket(zctx, sock && !strcmp(sock, "sub") ? ZMQ_SUB : ZMQ_PULL);
+        const char *proto = js(s, "protocol");
+        int tcp = proto && (!strcmp(proto, "merlin") || !strcmp(proto, "asi_tpx3") ||
+                            !strcmp(proto, "pcap-raw"));
+        pandas[i] = proto && !strcmp(proto, "pcap-raw");
+        socks[i] = zmq_socket(zctx, tcp                            ? ZMQ_STREAM
+                                    : sock && !strcmp(sock, "sub") ? ZMQ_SUB
+                                                                   : ZMQ_PULL);
         if (sock && !strcmp(sock, "sub")) zmq_setsockopt(socks[i], ZMQ_SUBSCRIBE, "", 0);
         int z = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "bind"))
                     ? zmq_bind(socks[i], ep)
@@ -75,7 +88,14 @@ static int record_raw(const cJSON *streams, const char *out, int continuous)
             snprintf(path, sizeof path, "%s", out);
         else
             snprintf(path, sizeof path, "%.*s-%s%s", (int)(dot - out), out, name, dot);
-        if ((rc = weir_cbors_writer_open(path, 0, &w[i]))) {
+        if (tcp) {
+            bytes[i] = fopen(path, "wb");
+            if (!bytes[i]) {
+                fprintf(stderr, "weir record: cannot write %s\n", path);
+                rc = WEIR_EIO;
+                break;
+            }
+        } else if ((rc = weir_cbors_writer_open(path, 0, &w[i]))) {
             fprintf(stderr, "weir record: cannot write %s\n", path);
             break;
         }
@@ -88,6 +108,32 @@ static int record_raw(const cJSON *streams, const char *out, int continuous)
         if (zmq_poll(items, n, 200) <= 0) continue;
         for (int i = 0; i < n; i++) {
             if (!(items[i].revents & ZMQ_POLLIN)) continue;
+            if (bytes[i]) { /* [peer id, bytes]; empty bytes: a connect or close */
+                zmq_msg_t id, d;
+                zmq_msg_init(&id);
+                zmq_msg_init(&d);
+                if (zmq_msg_recv(&id, socks[i], 0) < 0 || zmq_msg_recv(&d, socks[i], 0) < 0) {
+                    rc = WEIR_EIO;
+                } else if (zmq_msg_size(&d) == 0) {
+                    if (connects[i]++ == 0) {
+                        /* the PandA starts sending after a newline */
+                        if (pandas[i]) {
+                            zmq_send(socks[i], zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE);
+                            zmq_send(socks[i], "\n", 1, 0);
+                        }
+                    } else if (!continuous && !ended[i]) {
+                        ended[i] = 1;
+                        open--;
+                    }
+                } else {
+                    if (fwrite(zmq_msg_data(&d), 1, zmq_msg_size(&d), bytes[i]) != zmq_msg_size(&d))
+                        rc = WEIR_EIO;
+                    total++;
+                }
+                zmq_msg_close(&id);
+                zmq_msg_close(&d);
+                continue;
+            }
             weir_msg m;
             weir_msg_init(&m);
             int more = 1;
@@ -120,6 +166,7 @@ static int record_raw(const cJSON *streams, const char *out, int continuous)
     }
     for (int i = 0; i < n; i++) {
         if (w && w[i] && weir_cbors_writer_close(w[i]) && !rc) rc = WEIR_EIO;
+        if (bytes && bytes[i] && fclose(bytes[i]) && !rc) rc = WEIR_EIO;
         if (socks && socks[i]) zmq_close(socks[i]);
     }
     zmq_ctx_term(zctx);
@@ -128,6 +175,9 @@ static int record_raw(const cJSON *streams, const char *out, int continuous)
     free(w);
     free(items);
     free(ended);
+    free(bytes);
+    free(pandas);
+    free(connects);
     return rc ? 1 : 0;
 }
 
