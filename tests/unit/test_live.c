@@ -877,6 +877,7 @@ static void test_active(void **state)
 static void beamline_run(const char *proto, const char *capture, int images, int parts,
                          const char *expect)
 {
+    int tcp = !strcmp(proto, "pcap-raw"); /* weir connects to the PandA's port */
     char name[64];
     snprintf(name, sizeof name, "bl-%s", proto);
     const char *dir = tu_tmpdir(name);
@@ -884,18 +885,23 @@ static void beamline_run(const char *proto, const char *capture, int images, int
     char cfg[4096];
     snprintf(cfg, sizeof cfg,
              "{\"streams\": [{\"name\": \"b\", \"protocol\": \"%s\", \"endpoint\": "
-             "\"tcp://127.0.0.1:%d\", \"bind\": true}],\n"
+             "\"tcp://127.0.0.1:%d\", \"bind\": %s}],\n"
              " \"worker\": \"%s:echo_worker\", \"reducer\": \"%s:slow_reducer\",\n"
              " \"parameters\": {\"report\": \"%s/r.txt\"}}\n",
-             proto, port, tu_build("tests/plugins/test_plugins.so"),
+             proto, port, tcp ? "false" : "true", tu_build("tests/plugins/test_plugins.so"),
              tu_build("tests/plugins/test_plugins.so"), dir);
     tu_write(dir, "cfg.json", cfg);
     char rel[256];
     snprintf(rel, sizeof rel, "dranspose/%s", capture);
-    int rc = tu_run(dir,
-                    "(timeout 60 %s run cfg.json & pid=$!; timeout 60 %s sim %s --endpoint "
-                    "tcp://127.0.0.1:%d --from %s; wait $pid)",
-                    tu_build("weir"), tu_build("weir"), proto, port, tu_shared(rel));
+    int rc = tcp ? tu_run(dir,
+                          "(timeout 60 %s sim %s --endpoint tcp://127.0.0.1:%d --from %s & "
+                          "sim=$!; " WAIT_PORT "timeout 60 %s run cfg.json; r=$?; wait $sim; "
+                          "exit $r)",
+                          tu_build("weir"), proto, port, tu_shared(rel), port, tu_build("weir"))
+                 : tu_run(dir,
+                          "(timeout 60 %s run cfg.json & pid=$!; timeout 60 %s sim %s --endpoint "
+                          "tcp://127.0.0.1:%d --from %s; wait $pid)",
+                          tu_build("weir"), tu_build("weir"), proto, port, tu_shared(rel));
     char *o = tu_output();
     if (rc) fail_msg("%s: exit %d:\n%s", proto, rc, o);
     if (*expect) assert_non_null(strstr(o, expect));
@@ -934,6 +940,10 @@ static void test_beamline_streams(void **state)
                  "2 messages without a frame (heartbeats, acknowledgements)");
     beamline_run("pcap", "pcap-zmq.cbors", 1500, 0, "");
     beamline_run("albaem", "albaem-dump.cbors", 4, 0, "");
+    /* the PandA's raw TCP port: "OK", the header, 11 samples, "END 11 Disarmed" */
+    beamline_run("pcap-raw",
+                 "danmax/dumppcap_rotRAW-ingester-70b3ce40-6e3e-4931-8dbc-245334e26eae.cbors", 11,
+                 1, "1 messages without a frame");
 }
 
 static void test_merlin_tcp(void **state)

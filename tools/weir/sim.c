@@ -51,7 +51,8 @@ void clear(msglist *l)
     free(l->m);
 }
 
-static int load_capture(const char *path, const char *stream, msglist *l, char *err, size_t el)
+static int load_capture_typ(const char *path, const char *stream, const char *typ, msglist *l,
+                            char *err, size_t el)
 {
     weir_cbors_reader *r;
     int rc = weir_cbors_open(path, &r, err, el);
@@ -70,7 +71,7 @@ static int load_capture(const char *path, const char *stream, msglist *l, char *
             if (rc || !ev) break;
             for (size_t i = 0; i < ev->nstreams; i++) {
                 weir_stream_packet *s = &ev->streams[i];
-                if ((stream && !strcmp(s->name, stream)) || (!stream && !strcmp(s->typ, "STINS"))) {
+                if ((stream && !strcmp(s->name, stream)) || (!stream && !strcmp(s->typ, typ))) {
                     rc = push(l, &s->msg);
                     break;
                 }
@@ -82,6 +83,11 @@ static int load_capture(const char *path, const char *stream, msglist *l, char *
     if (rc) snprintf(err, el, "%s", weir_cbors_error(r));
     weir_cbors_close(r);
     return rc;
+}
+
+static int load_capture(const char *path, const char *stream, msglist *l, char *err, size_t el)
+{
+    return load_capture_typ(path, stream, "STINS", l, err, el);
 }
 
 /* A synthetic DECTRIS series (v1 or v2): start, n images of synthetic
@@ -462,6 +468,73 @@ out:
     return rc;
 }
 
+/* PandA position capture on its raw TCP data port: waits for a client,
+ * reads its option line, answers OK and sends the packets of the PCAP_RAW
+ * stream of a dump (or of a raw capture) back to back, as the PandA does. */
+static int sim_pcap_raw(const char *ep, const char *from, const char *stream, double rate,
+                        uint64_t loops)
+{
+    char err[512];
+    msglist l = {0};
+    if (load_capture_typ(from, stream, "PCAP_RAW", &l, err, sizeof err) || !l.n) {
+        fprintf(stderr, "weir sim pcap-raw: %s: %s\n", from, l.n ? err : "no PCAP_RAW packets");
+        clear(&l);
+        return 1;
+    }
+    void *zctx = zmq_ctx_new(), *sock = zmq_socket(zctx, ZMQ_STREAM);
+    int linger = 10000, rc = 0;
+    uint64_t sent = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_msg_t id, note, opt;
+    zmq_msg_init(&id);
+    zmq_msg_init(&note);
+    zmq_msg_init(&opt);
+    weir_msg ok;
+    weir_msg_init(&ok);
+    if (zmq_bind(sock, ep)) {
+        fprintf(stderr, "weir sim: cannot bind %s: %s\n", ep, zmq_strerror(zmq_errno()));
+        rc = 1;
+        goto out;
+    }
+    /* the client is the peer that sends an option line ("\n", "ASCII\n", ...);
+     * connections that only connect and close (port probes) are ignored */
+    for (;;) {
+        if (zmq_msg_recv(&id, sock, 0) < 0 || zmq_msg_recv(&opt, sock, 0) < 0) {
+            rc = 1;
+            goto out;
+        }
+        if (zmq_msg_size(&opt) > 0) break;
+    }
+    if (weir_panda_encode_ok(&ok) || !ok.nparts) {
+        rc = 1;
+        goto out;
+    }
+    rc = zmq_send(sock, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE) < 0 ||
+         zmq_send(sock, weir_buf_data(ok.parts[0]), weir_buf_size(ok.parts[0]), 0) < 0;
+    for (uint64_t loop = 0; !rc && (loops == 0 || loop < loops); loop++)
+        for (size_t i = 0; !rc && i < l.n; i++)
+            for (size_t k = 0; !rc && k < l.m[i].nparts; k++) {
+                rc = zmq_send(sock, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE) < 0 ||
+                     zmq_send(sock, weir_buf_data(l.m[i].parts[k]), weir_buf_size(l.m[i].parts[k]),
+                              0) < 0;
+                sent++;
+                if (rate > 0) {
+                    struct timespec ts = {0, (long)(1e9 / rate)};
+                    nanosleep(&ts, NULL);
+                }
+            }
+    fprintf(stderr, "weir sim: sent %llu PandA packets\n", (unsigned long long)sent);
+out:
+    weir_msg_clear(&ok);
+    zmq_msg_close(&id);
+    zmq_msg_close(&note);
+    zmq_msg_close(&opt);
+    zmq_close(sock);
+    zmq_ctx_term(zctx);
+    clear(&l);
+    return rc;
+}
+
 static void usage(FILE *f)
 {
     fprintf(
@@ -501,6 +574,7 @@ int cmd_sim(int argc, char **argv)
                              : !strcmp(argv[1], "merlin")   ? 3
                              : !strcmp(argv[1], "concert")  ? 4
                              : !strcmp(argv[1], "asi_tpx3") ? 5
+                             : !strcmp(argv[1], "pcap-raw") ? 7
                              : weir_beamline_known(argv[1]) && strcmp(argv[1], "pcap-raw") &&
                                      strcmp(argv[1], "sardana")
                                  ? 6
@@ -511,8 +585,9 @@ int cmd_sim(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        fprintf(stderr, "weir sim: protocols: stins, dectris1 (DECTRIS stream v1), dectris2, "
-                        "merlin, concert, asi_tpx3, xspress3, contrast, pcap, lecroy, albaem\n");
+        fprintf(stderr,
+                "weir sim: protocols: stins, dectris1 (DECTRIS stream v1), dectris2, "
+                "merlin, concert, asi_tpx3, xspress3, contrast, pcap, pcap-raw, lecroy, albaem\n");
         usage(stderr);
         return 2;
     }
@@ -591,6 +666,14 @@ int cmd_sim(int argc, char **argv)
             fprintf(stderr, "weir sim: unknown option '%s'\n", a);
             return 2;
         }
+    }
+    if (proto == 7) {
+        if (!ep || !from) {
+            fprintf(stderr, "weir sim pcap-raw: --endpoint tcp://ADDR:PORT --from DUMP.cbors "
+                            "[--stream NAME]\n");
+            return 2;
+        }
+        return sim_pcap_raw(ep, from, stream, rate, loops);
     }
     if (proto == 5) {
         if (!ep || (!from && !synthetic)) {
