@@ -824,9 +824,11 @@ again:;
         f->samp_len -= f->samp_start;
         f->samp_start = 0;
     }
-    if (reserve(&f->samp, &f->samp_cap, f->samp_len + len - 8)) return WEIR_ENOMEM;
-    memcpy(f->samp + f->samp_len, s + 8, len - 8);
-    f->samp_len += len - 8;
+    if (len > 8) { /* an empty block adds nothing (and samp may still be NULL) */
+        if (reserve(&f->samp, &f->samp_cap, f->samp_len + len - 8)) return WEIR_ENOMEM;
+        memcpy(f->samp + f->samp_len, s + 8, len - 8);
+        f->samp_len += len - 8;
+    }
     f->start += len;
     f->consumed += len;
     if (f->samp_len - f->samp_start >= f->sample_bytes) return emit_sample(f, out);
