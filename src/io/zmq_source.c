@@ -18,6 +18,8 @@
 #include "weir/stins.h"
 #include "weir/tpx3.h"
 
+#include "sardana_http.h"
+
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -139,6 +141,7 @@ BEAMLINE(classify_pcap, "pcap")
 BEAMLINE(classify_pcap_raw, "pcap-raw")
 BEAMLINE(classify_lecroy, "lecroy")
 BEAMLINE(classify_albaem, "albaem")
+BEAMLINE(classify_sardana, "sardana")
 
 static const struct {
     const char *name, *typ;
@@ -157,6 +160,7 @@ static const struct {
     {"pcap-raw", "PCAP_RAW", classify_pcap_raw}, /* raw TCP to the PandA's data port */
     {"lecroy", "lecroy_9fwdWp6Rq7", classify_lecroy},
     {"albaem", "albaem", classify_albaem},
+    {"sardana", "sardana", classify_sardana}, /* HTTP POSTs from Sardana's recorder */
 };
 
 typedef struct {
@@ -167,10 +171,11 @@ typedef struct {
     int started, ended;
     /* raw TCP streams (Merlin): bytes as they came, split into MPX messages */
     int tcp;
-    weir_tpx3_framer *tpx3; /* TPX3: the framer holds the bytes instead of acc */
-    int tpx3_lost;          /* framing lost: ignore bytes until the peer reconnects */
-    weir_beamline_asm *bl;  /* beamline streams: regroups messages (pcap-raw: frames bytes) */
-    uint64_t skipped;       /* messages that carry no frame (heartbeats, the PandA's OK) */
+    weir_tpx3_framer *tpx3;  /* TPX3: the framer holds the bytes instead of acc */
+    int tpx3_lost;           /* framing lost: ignore bytes until the peer reconnects */
+    weir_beamline_asm *bl;   /* beamline streams: regroups messages (pcap-raw: frames bytes) */
+    uint64_t skipped;        /* messages that carry no frame (heartbeats, the PandA's OK) */
+    weir_sardana_http *http; /* Sardana: the HTTP server feeding the socket */
     uint8_t *acc;
     size_t acc_len, acc_cap;
     uint64_t expect_frames; /* announced by the header; 0 = until stopped */
@@ -235,7 +240,7 @@ int weir_live_open(const weir_stream_cfg *cfg, size_t n, int rcvhwm, weir_live *
             snprintf(err, errlen,
                      "stream %zu: need a name, an endpoint and a protocol: stins, dectris1 "
                      "(DECTRIS stream v1), dectris2 (stream v2), merlin, concert, asi_tpx3, "
-                     "xspress3, contrast, pcap, pcap-raw, lecroy or albaem",
+                     "xspress3, contrast, pcap, pcap-raw, lecroy, albaem or sardana",
                      i);
             rc = WEIR_EUNSUPPORTED;
             goto fail;
@@ -258,8 +263,19 @@ int weir_live_open(const weir_stream_cfg *cfg, size_t n, int rcvhwm, weir_live *
         zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
         zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
         if (cfg[i].sub) zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, "", 0);
-        int z = cfg[i].bind ? zmq_bind(s->sock, cfg[i].endpoint)
+        int z;
+        if (s->classify == classify_sardana) {
+            /* an HTTP server forwards the recorder's POSTs to this socket */
+            char inproc[96];
+            snprintf(inproc, sizeof inproc, "inproc://weir-sardana-%zu-%p", i, (void *)s);
+            z = zmq_bind(s->sock, inproc);
+            if (!z && (rc = weir_sardana_http_start(l->zctx, cfg[i].endpoint, inproc, &s->http, err,
+                                                    errlen)))
+                goto fail;
+        } else {
+            z = cfg[i].bind ? zmq_bind(s->sock, cfg[i].endpoint)
                             : zmq_connect(s->sock, cfg[i].endpoint);
+        }
         if (z != 0) {
             snprintf(err, errlen, "stream '%s': cannot %s %s: %s", cfg[i].name,
                      cfg[i].bind ? "bind" : "connect to", cfg[i].endpoint,
@@ -875,6 +891,9 @@ void weir_live_report(const weir_live *l, FILE *f)
                     " messages of another series dropped, %" PRIu64
                     " frames given up after the stream's timeout\n",
                     s->series, s->wrong_series, s->timeouts);
+        if (s->http && weir_sardana_http_refused(s->http))
+            fprintf(f, "    %lu HTTP requests refused (wrong path or method, too large)\n",
+                    weir_sardana_http_refused(s->http));
         if (s->skipped)
             fprintf(f, "    %" PRIu64 " messages without a frame (heartbeats, acknowledgements)\n",
                     s->skipped);
@@ -893,6 +912,7 @@ void weir_live_close(weir_live *l)
     if (!l) return;
     if (l->s) end_series(l);
     for (size_t i = 0; l->s && i < l->n; i++) {
+        weir_sardana_http_stop(l->s[i].http);
         if (l->s[i].sock) zmq_close(l->s[i].sock);
         free(l->s[i].name);
         free(l->s[i].acc);

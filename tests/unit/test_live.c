@@ -878,6 +878,7 @@ static void beamline_run(const char *proto, const char *capture, int images, int
                          const char *expect)
 {
     int tcp = !strcmp(proto, "pcap-raw"); /* weir connects to the PandA's port */
+    const char *scheme = strcmp(proto, "sardana") ? "tcp" : "http"; /* Sardana POSTs */
     char name[64];
     snprintf(name, sizeof name, "bl-%s", proto);
     const char *dir = tu_tmpdir(name);
@@ -885,10 +886,10 @@ static void beamline_run(const char *proto, const char *capture, int images, int
     char cfg[4096];
     snprintf(cfg, sizeof cfg,
              "{\"streams\": [{\"name\": \"b\", \"protocol\": \"%s\", \"endpoint\": "
-             "\"tcp://127.0.0.1:%d\", \"bind\": %s}],\n"
+             "\"%s://127.0.0.1:%d\", \"bind\": %s}],\n"
              " \"worker\": \"%s:echo_worker\", \"reducer\": \"%s:slow_reducer\",\n"
              " \"parameters\": {\"report\": \"%s/r.txt\"}}\n",
-             proto, port, tcp ? "false" : "true", tu_build("tests/plugins/test_plugins.so"),
+             proto, scheme, port, tcp ? "false" : "true", tu_build("tests/plugins/test_plugins.so"),
              tu_build("tests/plugins/test_plugins.so"), dir);
     tu_write(dir, "cfg.json", cfg);
     char rel[256];
@@ -900,8 +901,8 @@ static void beamline_run(const char *proto, const char *capture, int images, int
                           tu_build("weir"), proto, port, tu_shared(rel), port, tu_build("weir"))
                  : tu_run(dir,
                           "(timeout 60 %s run cfg.json & pid=$!; timeout 60 %s sim %s --endpoint "
-                          "tcp://127.0.0.1:%d --from %s; wait $pid)",
-                          tu_build("weir"), tu_build("weir"), proto, port, tu_shared(rel));
+                          "%s://127.0.0.1:%d --from %s; wait $pid)",
+                          tu_build("weir"), tu_build("weir"), proto, scheme, port, tu_shared(rel));
     char *o = tu_output();
     if (rc) fail_msg("%s: exit %d:\n%s", proto, rc, o);
     if (*expect) assert_non_null(strstr(o, expect));
@@ -944,6 +945,10 @@ static void test_beamline_streams(void **state)
     beamline_run("pcap-raw",
                  "danmax/dumppcap_rotRAW-ingester-70b3ce40-6e3e-4931-8dbc-245334e26eae.cbors", 11,
                  1, "1 messages without a frame");
+    /* Sardana's recorder POSTs over HTTP: DataDescription, points 0..10, RecordEnd */
+    beamline_run("sardana",
+                 "danmax/dumpsardana-ingester-70b3ce40-6e3e-4931-8dbc-245334e26eae.cbors", 11, 1,
+                 "");
 }
 
 static void test_merlin_tcp(void **state)

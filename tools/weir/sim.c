@@ -23,6 +23,8 @@
 #include "weir/synth.h"
 #include "weir/tpx3.h"
 
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -535,6 +537,67 @@ out:
     return rc;
 }
 
+/* Sardana's recorder: POSTs every message of the sardana stream of a dump
+ * to /v1/data_desc, /v1/record_data or /v1/record_end (by its "type") on
+ * the ingest's HTTP server, waiting up to 10 s for it to come up. */
+static int sim_sardana(const char *ep, const char *from, const char *stream, double rate)
+{
+    char err[512];
+    msglist l = {0};
+    if (load_capture_typ(from, stream, "sardana", &l, err, sizeof err) || !l.n) {
+        fprintf(stderr, "weir sim sardana: %s: %s\n", from, l.n ? err : "no sardana messages");
+        clear(&l);
+        return 1;
+    }
+    CURL *c = curl_easy_init();
+    struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+    int rc = c && hd ? 0 : 1;
+    size_t sent = 0;
+    for (size_t i = 0; !rc && i < l.n; i++) {
+        if (l.m[i].nparts != 1) continue;
+        const char *body = (const char *)weir_buf_data(l.m[i].parts[0]);
+        size_t len = weir_buf_size(l.m[i].parts[0]);
+        cJSON *j = cJSON_ParseWithLength(body, len);
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
+        const char *path = !cJSON_IsString(t)                           ? "/v1/custom_data"
+                           : !strcmp(t->valuestring, "DataDescription") ? "/v1/data_desc"
+                           : !strcmp(t->valuestring, "RecordData")      ? "/v1/record_data"
+                           : !strcmp(t->valuestring, "RecordEnd")       ? "/v1/record_end"
+                                                                        : "/v1/custom_data";
+        cJSON_Delete(j);
+        char url[1024];
+        snprintf(url, sizeof url, "%s%s", ep, path);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+        CURLcode cc;
+        for (int tries = 0; (cc = curl_easy_perform(c)) == CURLE_COULDNT_CONNECT && tries < 200;
+             tries++) {
+            struct timespec ts = {0, 50000000};
+            nanosleep(&ts, NULL);
+        }
+        long code = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        if (cc != CURLE_OK || code != 200) {
+            fprintf(stderr, "weir sim sardana: POST %s: %s (HTTP %ld)\n", url,
+                    curl_easy_strerror(cc), code);
+            rc = 1;
+        }
+        sent++;
+        if (rate > 0) {
+            struct timespec ts = {0, (long)(1e9 / rate)};
+            nanosleep(&ts, NULL);
+        }
+    }
+    fprintf(stderr, "weir sim: posted %zu Sardana records\n", sent);
+    curl_slist_free_all(hd);
+    if (c) curl_easy_cleanup(c);
+    clear(&l);
+    return rc;
+}
+
 static void usage(FILE *f)
 {
     fprintf(
@@ -575,6 +638,7 @@ int cmd_sim(int argc, char **argv)
                              : !strcmp(argv[1], "concert")  ? 4
                              : !strcmp(argv[1], "asi_tpx3") ? 5
                              : !strcmp(argv[1], "pcap-raw") ? 7
+                             : !strcmp(argv[1], "sardana")  ? 8
                              : weir_beamline_known(argv[1]) && strcmp(argv[1], "pcap-raw") &&
                                      strcmp(argv[1], "sardana")
                                  ? 6
@@ -587,7 +651,8 @@ int cmd_sim(int argc, char **argv)
         }
         fprintf(stderr,
                 "weir sim: protocols: stins, dectris1 (DECTRIS stream v1), dectris2, "
-                "merlin, concert, asi_tpx3, xspress3, contrast, pcap, pcap-raw, lecroy, albaem\n");
+                "merlin, concert, asi_tpx3, xspress3, contrast, pcap, pcap-raw, lecroy, albaem, "
+                "sardana\n");
         usage(stderr);
         return 2;
     }
@@ -666,6 +731,13 @@ int cmd_sim(int argc, char **argv)
             fprintf(stderr, "weir sim: unknown option '%s'\n", a);
             return 2;
         }
+    }
+    if (proto == 8) {
+        if (!ep || !from) {
+            fprintf(stderr, "weir sim sardana: --endpoint http://HOST:PORT --from DUMP.cbors\n");
+            return 2;
+        }
+        return sim_sardana(ep, from, stream, rate);
     }
     if (proto == 7) {
         if (!ep || !from) {
