@@ -941,6 +941,9 @@ static void test_beamline_streams(void **state)
                  "2 messages without a frame (heartbeats, acknowledgements)");
     beamline_run("pcap", "pcap-zmq.cbors", 1500, 0, "");
     beamline_run("albaem", "albaem-dump.cbors", 4, 0, "");
+    /* LeCroy: PREPARE, two sequences of two traces (regrouped into one message
+     * each: SeqStart, (meta, data, timestamps) x 2, SeqEnd), STOP */
+    beamline_run("lecroy", "maui-02-continuous-3.cbor.gz", 2, 8, "");
     /* the PandA's raw TCP port: "OK", the header, 11 samples, "END 11 Disarmed" */
     beamline_run("pcap-raw",
                  "danmax/dumppcap_rotRAW-ingester-70b3ce40-6e3e-4931-8dbc-245334e26eae.cbors", 11,
@@ -949,6 +952,39 @@ static void test_beamline_streams(void **state)
     beamline_run("sardana",
                  "danmax/dumpsardana-ingester-70b3ce40-6e3e-4931-8dbc-245334e26eae.cbors", 11, 1,
                  "");
+}
+
+/* Merlin's simulator with faults: frame 3 dropped, frame 5 sent twice,
+ * frame 7 garbage; each is counted, the other frames are exactly those of
+ * a clean run. */
+static void test_merlin_faults(void **state)
+{
+    char mib[4200];
+    snprintf(mib, sizeof mib, "%s",
+             tu_shared("merlin/Single_9_Frame_CounterDepth_12_Rows_256.mib"));
+    double clean[16], got[16];
+    for (int pass = 0; pass < 2; pass++) {
+        const char *dir = tu_tmpdir(pass ? "merlin-faults" : "merlin-clean");
+        int port = tu_free_port();
+        sum_config(dir, "merlin", port, 0, "\"reorder_ms\": 200");
+        int rc = tu_run(dir,
+                        "(timeout 60 %s run cfg.json & pid=$!; timeout 60 %s sim merlin --endpoint "
+                        "tcp://127.0.0.1:%d --from %s %s; wait $pid)",
+                        tu_build("weir"), tu_build("weir"), port, mib,
+                        pass ? "--fault drop:3 --fault dup:5 --fault garbage:7" : "");
+        char *o = tu_output();
+        if (rc != (pass ? 3 : 0)) fail_msg("pass %d: exit %d:\n%s", pass, rc, o);
+        if (pass) {
+            assert_non_null(strstr(o, "1 malformed, 2 missing frames, 1 duplicates"));
+        }
+        free(o);
+        assert_int_equal(read_sums(dir, pass ? got : clean, 16), pass ? 7 : 9);
+    }
+    for (int ev = 1; ev <= 9; ev++)
+        if (ev == 4 || ev == 8)
+            assert_true(isnan(got[ev]));
+        else
+            assert_true(got[ev] == clean[ev]);
 }
 
 static void test_merlin_tcp(void **state)
@@ -1002,6 +1038,7 @@ int main(void)
         cmocka_unit_test(test_dectris_v1_v2),
         cmocka_unit_test(test_back_pressure),
         cmocka_unit_test(test_merlin_tcp),
+        cmocka_unit_test(test_merlin_faults),
         cmocka_unit_test(test_beamline_streams),
         cmocka_unit_test(test_active),
         cmocka_unit_test(test_tpx3),

@@ -282,8 +282,13 @@ static int mc_wait(merlin_ctl_state *m, long *counter, long n, long stops0)
     return ok;
 }
 
+/* Deliberate faults on frame K of every acquisition (-1: none). */
+typedef struct {
+    long drop, dup, garbage, disconnect;
+} merlin_faults;
+
 static int sim_merlin(const char *ep, const char *mib, const char *hdr, double rate, uint64_t loops,
-                      int ctl_port)
+                      int ctl_port, const merlin_faults *f)
 {
     char hdrpath[4096], err[512];
     if (!hdr) {
@@ -360,12 +365,23 @@ static int sim_merlin(const char *ep, const char *mib, const char *hdr, double r
             weir_merlin_reader_free(r);
             break;
         }
-        for (;;) {
+        for (long k = 0;; k++) {
             weir_merlin_frame fr;
             int eof = 0;
             if (rc || weir_merlin_reader_next(r, &fr, &eof, err, sizeof err) || eof) break;
-            rc = send_mpx(sock, &id, weir_buf_data(fr.buf) + fr.offset,
-                          fr.hdr.data_offset + fr.hdr.payload_bytes);
+            const uint8_t *fb = weir_buf_data(fr.buf) + fr.offset;
+            size_t fl = fr.hdr.data_offset + fr.hdr.payload_bytes;
+            if (k == f->disconnect) { /* mid-scan: the detector goes away */
+                fprintf(stderr, "weir sim: disconnecting before frame %ld\n", k);
+                weir_merlin_frame_clear(&fr);
+                weir_merlin_reader_free(r);
+                goto ids;
+            }
+            if (k == f->garbage)
+                rc = send_mpx(sock, &id, (const uint8_t *)"MQ1,not a frame header", 22);
+            else if (k != f->drop)
+                rc = send_mpx(sock, &id, fb, fl);
+            if (!rc && k == f->dup) rc = send_mpx(sock, &id, fb, fl);
             weir_merlin_frame_clear(&fr);
             frames++;
             if (rate > 0) {
@@ -781,7 +797,13 @@ int cmd_sim(int argc, char **argv)
                             "(the .hdr beside it, or --hdr FILE)\n");
             return 2;
         }
-        return sim_merlin(ep, from, stream, rate, loops, ctl_port);
+        merlin_faults mf = {fdrop, fdup, fgarbage, fdisc};
+        if (freorder >= 0 || fstale >= 0) {
+            fprintf(stderr, "weir sim merlin: TCP keeps order and Merlin has no series ids: "
+                            "faults are drop, dup, garbage and disconnect\n");
+            return 2;
+        }
+        return sim_merlin(ep, from, stream, rate, loops, ctl_port, &mf);
     }
     if (!ep || (!from && !synthetic)) {
         usage(stderr);
