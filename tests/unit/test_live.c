@@ -692,6 +692,50 @@ static void nav_run(const char *extra, int expect_rc, const char *expect)
     free(o);
 }
 
+/* The same hooks written in C (weir/hooks.h): the plug-in's
+ * on_ready_for_data creates the flag the simulator waits for, and its
+ * on_determine_nav_shape answers (-1, 3). */
+static void test_hooks_plugin(void **state)
+{
+    const char *dir = tu_tmpdir("hooks-plugin");
+    int port = tu_free_port();
+    char ex[1024];
+    snprintf(ex, sizeof ex, "\"hooks\": {\"plugin\": \"%s\"}",
+             tu_build("tests/plugins/test_hooks.so"));
+    sum_config(dir, "merlin", port, 0, ex);
+    int rc = tu_run(dir,
+                    "(export WEIR_TEST_HOOK_FLAG=%s/ready.flag; timeout 60 %s run cfg.json & "
+                    "pid=$!; n=0; while [ ! -f ready.flag ] && [ $n -lt 400 ]; do sleep 0.05; "
+                    "n=$((n+1)); done; timeout 60 %s sim merlin --endpoint tcp://127.0.0.1:%d "
+                    "--from %s; wait $pid)",
+                    dir, tu_build("weir"), tu_build("weir"), port,
+                    tu_shared("merlin/Single_9_Frame_CounterDepth_12_Rows_256.mib"));
+    char *o = tu_output();
+    if (rc) fail_msg("exit %d:\n%s", rc, o);
+    free(o);
+    char p[4200];
+    size_t nl;
+    snprintf(p, sizeof p, "%s/sums.txt.nav", dir);
+    char *nav = (char *)tu_read_file(p, &nl);
+    nav[nl] = 0;
+    assert_string_equal(nav, "frames 9 ndim 2 3 3\n");
+    free(nav);
+    snprintf(p, sizeof p, "%s/ready.flag", dir);
+    char *flag = (char *)tu_read_file(p, &nl);
+    flag[nl] = 0;
+    assert_string_equal(flag, "1\n");
+    free(flag);
+    /* a hooks object that is not one is refused, naming it */
+    snprintf(ex, sizeof ex, "\"hooks\": {\"plugin\": \"%s:weir_plugin_descriptor_nope\"}",
+             tu_build("tests/plugins/test_hooks.so"));
+    sum_config(dir, "merlin", port, 0, ex);
+    rc = tu_run(dir, "%s run cfg.json", tu_build("weir"));
+    o = tu_output();
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(o, "test_hooks.so:weir_plugin_descriptor_nope: no such symbol"));
+    free(o);
+}
+
 static void test_nav_shape_and_hooks(void **state)
 {
     nav_run("", 0, "frames 9 ndim 2 3 3\n");
@@ -1043,6 +1087,7 @@ int main(void)
         cmocka_unit_test(test_active),
         cmocka_unit_test(test_tpx3),
         cmocka_unit_test(test_nav_shape_and_hooks),
+        cmocka_unit_test(test_hooks_plugin),
         cmocka_unit_test(test_concert),
         cmocka_unit_test(test_stale_series),
         cmocka_unit_test(test_dectris_from_master),

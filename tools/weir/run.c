@@ -24,6 +24,7 @@
 #include "cli.h"
 
 #include "weir/engine.h"
+#include "weir/hooks.h"
 #include "weir/error.h"
 #include "weir/live.h"
 #include "weir/log.h"
@@ -35,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -159,6 +161,8 @@ typedef struct {
     int64_t user[8]; /* the config's nav_shape */
     int nuser;
     const char *nav_hook, *ready_hook;
+    const weir_hooks *plugin; /* hooks written in C ("hooks": {"plugin": ...}) */
+    void *dl;
     int64_t nav[8]; /* the current acquisition's */
     int nnav;
     uint64_t frames;
@@ -230,6 +234,19 @@ static int on_acquisition(void *ud, const weir_acq_info *info, char *err, size_t
         if (rc) return rc;
         if (n > 0) nuser = n;
     }
+    if (a->plugin && a->plugin->on_determine_nav_shape) {
+        int64_t shape[8];
+        int n = a->plugin->on_determine_nav_shape(info->frames, info->det, info->ndet, shape);
+        if (n < 0 || n > 8) {
+            snprintf(err, errlen, "hooks plug-in '%s': on_determine_nav_shape returned %d",
+                     a->plugin->name ? a->plugin->name : "?", n);
+            return WEIR_EUSER;
+        }
+        if (n > 0) {
+            memcpy(user, shape, (size_t)n * sizeof *shape);
+            nuser = n;
+        }
+    }
     a->frames = info->frames;
     a->nnav = 0;
     if (!nuser && !info->ndet && !info->frames) return WEIR_OK; /* nothing to go by */
@@ -258,9 +275,14 @@ static int on_acquisition(void *ud, const weir_acq_info *info, char *err, size_t
 
 /* Starts the on_ready_for_data command (not waited for: it may trigger the
  * acquisition weir is about to read). */
-static void ready_hook(acq_ctx *a, int scan)
+static int ready_hook(acq_ctx *a, int scan)
 {
-    if (!a->ready_hook) return;
+    if (a->plugin && a->plugin->on_ready_for_data && a->plugin->on_ready_for_data(scan)) {
+        fprintf(stderr, "weir run: hooks plug-in '%s': on_ready_for_data failed\n",
+                a->plugin->name ? a->plugin->name : "?");
+        return 1;
+    }
+    if (!a->ready_hook) return 0;
     char env_scan[64];
     snprintf(env_scan, sizeof env_scan, "WEIR_ACQUISITION=%d", scan);
     char *args[] = {"sh", "-c", (char *)a->ready_hook, NULL};
@@ -268,7 +290,7 @@ static void ready_hook(acq_ctx *a, int scan)
     while (environ[ne])
         ne++;
     char **env = calloc(ne + 2, sizeof *env);
-    if (!env) return;
+    if (!env) return 1;
     memcpy(env, environ, ne * sizeof *env);
     env[ne] = env_scan;
     if (posix_spawn(&a->ready_pid, "/bin/sh", NULL, NULL, args, env) != 0) {
@@ -276,6 +298,7 @@ static void ready_hook(acq_ctx *a, int scan)
         a->ready_pid = 0;
     }
     free(env);
+    return 0;
 }
 
 static void ready_reap(acq_ctx *a)
@@ -319,6 +342,7 @@ int cmd_run(int argc, char **argv)
     weir_stream_cfg *sc = NULL;
     weir_live *live = NULL;
     run_active *active = NULL;
+    acq_ctx acq = {0};
     weir_params *params = NULL;
     weir_plugin_handle *wh = NULL, *rh = NULL;
     const weir_plugin *wp, *rpl;
@@ -376,7 +400,6 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "weir run: %s: %s\n", path, err);
         goto out;
     }
-    acq_ctx acq = {0};
     const cJSON *nsj = cJSON_GetObjectItemCaseSensitive(cfgj, "nav_shape");
     if (nsj) {
         const cJSON *it;
@@ -398,6 +421,30 @@ int cmd_run(int argc, char **argv)
     const cJSON *hooks = cJSON_GetObjectItemCaseSensitive(cfgj, "hooks");
     acq.nav_hook = jstr(hooks, "on_determine_nav_shape");
     acq.ready_hook = jstr(hooks, "on_ready_for_data");
+    const char *hp = jstr(hooks, "plugin");
+    if (hp) { /* "path.so[:symbol]" */
+        char spec[4096], *colon;
+        snprintf(spec, sizeof spec, "%s", hp);
+        colon = strrchr(spec, ':');
+        const char *sym = "weir_hooks_descriptor";
+        if (colon && !strchr(colon, '/')) {
+            *colon = 0;
+            sym = colon + 1;
+        }
+        acq.dl = dlopen(spec, RTLD_NOW | RTLD_LOCAL);
+        acq.plugin = acq.dl ? dlsym(acq.dl, sym) : NULL;
+        if (!acq.plugin || acq.plugin->abi != WEIR_HOOKS_ABI ||
+            acq.plugin->struct_size != sizeof(weir_hooks)) {
+            fprintf(stderr, "weir run: hooks plug-in %s: %s\n", hp,
+                    !acq.dl ? dlerror()
+                    : !acq.plugin
+                        ? "no such symbol"
+                        : "built for another hooks ABI (rebuild it against weir/hooks.h)");
+            if (acq.dl) dlclose(acq.dl);
+            acq.dl = NULL;
+            goto out;
+        }
+    }
     const char *dist = jstr(cfgj, "dist");
     int d = dist ? weir_dist_parse(dist) : WEIR_DIST_PULL;
     if (d < 0) {
@@ -457,7 +504,10 @@ int cmd_run(int argc, char **argv)
             rc = 1;
             break;
         }
-        ready_hook(&acq, scan + 1);
+        if (ready_hook(&acq, scan + 1)) {
+            rc = 1;
+            break;
+        }
         if (run_active_trigger(active, err, sizeof err)) {
             fprintf(stderr, "weir run: triggering the detector: %s\n", err);
             rc = 1;
@@ -516,6 +566,7 @@ out:
     g_live = NULL;
     run_active_close(active);
     weir_live_close(live);
+    if (acq.dl) dlclose(acq.dl);
     weir_params_free(params);
     weir_plugin_unload(wh);
     weir_plugin_unload(rh);
