@@ -866,27 +866,36 @@ static void test_tpx3(void **state)
  * and, for Merlin, the data README's ground truth. */
 static void test_active(void **state)
 {
-    const char *dir = tu_tmpdir("active-dectris");
-    int port = tu_free_port(), http = tu_free_port();
+    const char *dir;
+    int port;
     char extra[512];
-    snprintf(extra, sizeof extra,
-             "\"active\": {\"detector\": \"dectris\", \"api\": \"127.0.0.1:%d\", \"config\": "
-             "{\"nimages\": 3, \"ntrigger\": 2, \"trigger_mode\": \"ints\"}}",
-             http);
-    sum_config(dir, "dectris2", port, 1, extra);
-    int rc = tu_run(dir,
-                    "(timeout 60 %s sim dectris2 --simplon %d --endpoint tcp://127.0.0.1:%d "
+    double sums[16];
+    int rc;
+    char *o;
+    const char *protos[2] = {"dectris2", "dectris1"}, *details[2] = {"basic", "all"};
+    for (int v = 0; v < 2; v++) {
+        dir = tu_tmpdir(v ? "active-dectris1" : "active-dectris2");
+        port = tu_free_port();
+        int http = tu_free_port();
+        snprintf(extra, sizeof extra,
+                 "\"active\": {\"detector\": \"dectris\", \"api\": \"127.0.0.1:%d\", "
+                 "\"header_detail\": \"%s\", \"config\": {\"nimages\": 3, \"ntrigger\": 2, "
+                 "\"trigger_mode\": \"ints\"}}",
+                 http, details[v]);
+        sum_config(dir, protos[v], port, 1, extra);
+        rc = tu_run(dir,
+                    "(timeout 60 %s sim %s --simplon %d --endpoint tcp://127.0.0.1:%d "
                     "--synthetic 1 --shape 8x8 --seed 3 --loop 1 & sim=$!; " WAIT_PORT
                     "timeout 60 %s run cfg.json; r=$?; wait $sim; exit $r)",
-                    tu_build("weir"), http, port, http, tu_build("weir"));
-    char *o = tu_output();
-    if (rc) fail_msg("dectris active: exit %d:\n%s", rc, o);
-    assert_non_null(strstr(o, "series 1 armed (ints, 2 x 3)"));
-    free(o);
-    double sums[16];
-    assert_int_equal(read_sums(dir, sums, 16), 6);
-    for (int ev = 1; ev <= 6; ev++)
-        assert_true(sums[ev] == frame_total(8, 8, 3, (uint64_t)ev - 1));
+                    tu_build("weir"), protos[v], http, port, http, tu_build("weir"));
+        o = tu_output();
+        if (rc) fail_msg("%s active: exit %d:\n%s", protos[v], rc, o);
+        assert_non_null(strstr(o, "series 1 armed (ints, 2 x 3)"));
+        free(o);
+        assert_int_equal(read_sums(dir, sums, 16), 6);
+        for (int ev = 1; ev <= 6; ev++)
+            assert_true(sums[ev] == frame_total(8, 8, 3, (uint64_t)ev - 1));
+    }
 
     dir = tu_tmpdir("active-merlin");
     port = tu_free_port();

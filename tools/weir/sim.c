@@ -95,9 +95,10 @@ static int load_capture(const char *path, const char *stream, msglist *l, char *
 /* A synthetic DECTRIS series (v1 or v2): start, n images of synthetic
  * uint16 frames with the given encoding, end. */
 int dectris_series(int version, uint64_t n, size_t h, size_t w, uint64_t seed,
-                   weir_dectris_encoding enc, int64_t series, msglist *l)
+                   weir_dectris_encoding enc, int64_t series, const char *header_detail, msglist *l)
 {
     weir_dectris_series ser = {.series = series,
+                               .header_detail = header_detail,
                                .series_unique_id = "weir-sim",
                                .nimages = (int64_t)n,
                                .ntrigger = 1,
@@ -858,7 +859,7 @@ int cmd_sim(int argc, char **argv)
             return 1;
         }
     } else if (proto > 0) {
-        if (dectris_series(proto, synthetic, h, w, seed, denc, 7, &l)) {
+        if (dectris_series(proto, synthetic, h, w, seed, denc, 7, NULL, &l)) {
             fprintf(stderr, "weir sim: cannot encode the DECTRIS series\n");
             clear(&l);
             return 1;

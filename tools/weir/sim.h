@@ -21,10 +21,12 @@ void clear(msglist *l);
 /* Sends every part of m (ZMQ multipart). */
 int send_msg(void *sock, const weir_msg *m);
 
-/* A synthetic DECTRIS series (v1 or v2) with series id `series`: start,
- * n images of synthetic uint16 frames in encoding enc, end. */
+/* A synthetic DECTRIS series (v1 or v2) with series id `series`: start
+ * (v1: with header_detail "none", "basic" (NULL) or "all"), n images of
+ * synthetic uint16 frames in encoding enc, end. */
 int dectris_series(int version, uint64_t n, size_t h, size_t w, uint64_t seed,
-                   weir_dectris_encoding enc, int64_t series, msglist *l);
+                   weir_dectris_encoding enc, int64_t series, const char *header_detail,
+                   msglist *l);
 /* The same from a NeXus master file and its data files. */
 int dectris_from_h5(int version, const char *master, weir_dectris_encoding enc, int64_t series,
                     msglist *l, char *err, size_t el);

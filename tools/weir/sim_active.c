@@ -150,12 +150,18 @@ int sim_dectris_simplon(const sim_simplon_opts *o)
         if (cJSON_IsString(tm)) snprintf(mode, sizeof mode, "%s", tm->valuestring);
         pthread_mutex_unlock(&st.mu);
         int per_trigger_one = !strcmp(mode, "inte") || !strcmp(mode, "exte");
+        /* the stream's header_detail, as the client set it */
+        char detail[16] = "basic";
+        cJSON *hd = weir_simplon_stub_get(stub, "stream", "header_detail");
+        if (cJSON_IsString(hd)) snprintf(detail, sizeof detail, "%s", hd->valuestring);
+        cJSON_Delete(hd);
         int rest_triggers = !strcmp(mode, "ints") || !strcmp(mode, "inte");
         uint64_t frames = (uint64_t)(per_trigger_one ? ntrigger : nimages * ntrigger);
         msglist l = {0};
         err[0] = 0;
         rc = o->from ? dectris_from_h5(o->version, o->from, o->enc, series, &l, err, sizeof err)
-                     : dectris_series(o->version, frames, o->h, o->w, o->seed, o->enc, series, &l);
+                     : dectris_series(o->version, frames, o->h, o->w, o->seed, o->enc, series,
+                                      detail, &l);
         if (rc || l.n < 2) {
             fprintf(stderr, "weir sim: cannot encode series %lld: %s\n", (long long)series, err);
             clear(&l);
