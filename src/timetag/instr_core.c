@@ -18,7 +18,7 @@
 #include <stdio.h>
 
 #define TI_MAGIC "WEIRTI"
-#define TI_VERSION 1
+#define TI_VERSION 2 /* 2: the correlation keeps recent events, not pending ones */
 
 /* ---- byte helpers ---- */
 
@@ -164,7 +164,7 @@ int ti_hist_alloc(struct weir_tinstr *t, size_t rows, size_t nbins)
     t->rows = rows;
     t->nbins = nbins;
     if (rows * nbins == 0) return 0;
-    t->hist = calloc(rows * nbins, sizeof *t->hist);
+    t->hist = calloc(rows * nbins + TI_HIST_SINK, sizeof *t->hist);
     return t->hist ? 0 : WEIR_ENOMEM;
 }
 

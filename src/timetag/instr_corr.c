@@ -6,7 +6,36 @@
  * lo may be negative, so one histogram holds both directions. Nothing is
  * lost: no ring capacity, no skipped slot, the last event counts.
  *
- * How: the delayed start times and stop times are two sorted sequences
+ * Fast path (every window that holds tau = 0 once the delays are folded in,
+ * start != stop; the bench and most g2 work). tau = (b - a) - (dA - dB),
+ * so in raw time the window is r = b - a in [LO, HI) with LO <= 0 < HI.
+ * Each pair is then counted when its later event arrives, against the
+ * events of the other channel seen before it: a stop b pairs with every
+ * earlier start a with b - a < HI, a start a with every earlier stop b
+ * with a - b <= -LO. No event waits, so the input's own time order is the
+ * merge, ties included (stream order decides who is "earlier"). Per chunk
+ * of up to 16 Ki events:
+ *   1. split, branch-free: every event is written to both time arrays and
+ *      each array advances by its match flag; an event's "rank" (how many
+ *      events of the other channel precede it) is written alongside;
+ *   2. for each event, the two most recent events of the other channel
+ *      before its rank are binned without a test: the bin index
+ *      ((b - a) - LO) / bin is >= nbins exactly when the pair is out of
+ *      range, and min(index, sink) sends those to spare counters past the
+ *      histogram (TI_HIST_SINK, rotated so no single counter is a chain);
+ *      a third candidate is only examined when the second is in range
+ *      (about 5 % of events at 5 MHz and +-160 ns).
+ * At 5 MHz per channel and a 160 ns reach an event has 0.8 partners on
+ * average, so the data-dependent loops of a window walk (and their branch
+ * mispredicts) cost more than the pairs: this layout has none in the
+ * common case. run_file also feeds raw HydraHarp T2 records straight into
+ * step 1 (ti_corr_fused), skipping the weir_tag form. Times are kept with
+ * four old entries (or sentinels) in front of every rank so the
+ * unconditional loads stay inside the arrays; chunks whose times leave
+ * +-2^61 ps, and lead-out after a seal, go event by event (slow_event).
+ *
+ * General path (one-sided windows, autocorrelation): the delayed start
+ * times and stop times are two sorted sequences
  * (delays are constant per channel). For each stop b the matching starts
  * form a window (b - hi, b - lo] of the start sequence, whose two ends only
  * move forward as b grows — two pointers, O(1) amortised per event plus one
@@ -38,7 +67,14 @@
 
 #include "weir/error.h"
 
+#include "tags_internal.h"
+
 #include <stdio.h>
+
+#define FAST_PAD 4                          /* entries kept before every rank */
+#define FAST_SENTINEL (-((int64_t)1 << 62)) /* an event too old to pair with anything */
+#define FAST_TIME_MAX ((int64_t)1 << 61)    /* fast chunks have |time| <= this */
+#define FAST_CHUNK 16384                    /* events per split (L2-sized arrays) */
 
 typedef struct {
     ti_seq A, B; /* delayed start / stop times (B unused when same) */
@@ -49,6 +85,14 @@ typedef struct {
     uint64_t a_owned, b_owned; /* sequence ends at the seal */
     int64_t horizon;           /* starts with delayed time < horizon are known */
     int64_t self_bin;          /* autocorrelation: bin of tau = 0, or -1 */
+    /* fast path: A/B hold raw times of recent starts/stops */
+    int fast, wild;          /* wild: a time left +-2^61 ps; event by event from then on */
+    uint64_t nlo;            /* -LO */
+    uint64_t reach_b;        /* a stop b pairs with earlier starts a with b - a < reach_b (HI) */
+    uint64_t live_a, live_b; /* absolute index of the first entry still in reach */
+    uint64_t real_a, real_b; /* absolute index of the first real (non-sentinel) entry */
+    uint32_t *rank;          /* scratch: ranks of the chunk's events */
+    size_t rank_cap;
     /* ETA emulation */
     int64_t *ring;
     uint64_t nstarts; /* appends so far (head = nstarts % N) */
@@ -83,6 +127,24 @@ static int corr_init(weir_tinstr *t, char *err, size_t errlen)
         k->ring = calloc(c->eta_clock, sizeof *k->ring);
         if (!k->ring) return WEIR_ENOMEM;
     }
+    /* Fast path: window holding raw difference 0, every bound well inside
+     * int64 (|LO|, |HI| < 2^59) so no sum below can wrap. */
+    const int64_t lim = (int64_t)1 << 58;
+    const int64_t D = k->dA - k->dB;
+    if (!c->eta_compat && !k->same && k->lo > -lim && k->hi < lim && D > -lim && D < lim) {
+        const int64_t LO = k->lo + D, HI = k->hi + D;
+        if (LO <= 0 && HI > 0) {
+            k->fast = 1;
+            k->nlo = (uint64_t)-LO;
+            k->reach_b = (uint64_t)HI;
+            if (ti_seq_reserve(&k->A, FAST_PAD) || ti_seq_reserve(&k->B, FAST_PAD))
+                return WEIR_ENOMEM;
+            for (int i = 0; i < FAST_PAD; i++)
+                k->A.v[i] = k->B.v[i] = FAST_SENTINEL;
+            k->A.n = k->B.n = FAST_PAD;
+            k->live_a = k->live_b = k->real_a = k->real_b = FAST_PAD;
+        }
+    }
     return ti_hist_alloc(t, 1, c->nbins);
 }
 
@@ -93,6 +155,7 @@ static void corr_free(weir_tinstr *t)
     ti_seq_free(&k->A);
     ti_seq_free(&k->B);
     free(k->ring);
+    free(k->rank);
     free(k);
 }
 
@@ -156,6 +219,290 @@ static void corr_process(weir_tinstr *t, int final)
     if (!k->same) ti_seq_drop(B, ib);
 }
 
+/* ---- fast path ---- */
+
+/* One event, the careful way: pairs with every earlier event of the other
+ * channel in reach (newest first, stopping at the first out of reach or at
+ * the sentinels), then joins its own array unless it is lead-out. Used for
+ * lead-out, for chunks with extreme times and after them. */
+static int slow_event(weir_tinstr *t, int64_t tm, int is_stop, int append)
+{
+    corr *k = t->impl;
+    uint64_t *h = t->hist;
+    const ti_div dv = k->div;
+    const ti_seq *O = is_stop ? &k->A : &k->B;
+    const uint64_t real = is_stop ? k->real_a : k->real_b;
+    const uint64_t first = real > O->base ? real : O->base;
+    for (uint64_t j = ti_seq_end(O); j-- > first;) {
+        const uint64_t u = (uint64_t)tm - (uint64_t)ti_seq_at(O, j); /* exact: x came first */
+        if (is_stop) {
+            if (u >= k->reach_b) break;
+            h[ti_div_do(&dv, u + k->nlo)]++;
+        } else {
+            if (u > k->nlo) break;
+            h[ti_div_do(&dv, k->nlo - u)]++;
+        }
+    }
+    if (!append) return 0;
+    ti_seq *S = is_stop ? &k->B : &k->A;
+    if (ti_seq_reserve(S, 1)) return WEIR_ENOMEM;
+    S->v[S->n++] = tm;
+    return 0;
+}
+
+/* (tau - lo) of a pair, from the later event's key and the earlier event
+ * x: a stop's key is b + nlo (value key - a), a start's key is a - nlo
+ * (value b - key). Out-of-range pairs give values >= nbins * bin (small
+ * negatives wrap to huge), so the bin index alone says "out of range". */
+static inline __attribute__((always_inline)) uint64_t fast_val(uint64_t key, int64_t x,
+                                                               const int stop)
+{
+    return stop ? key - (uint64_t)x : (uint64_t)x - key;
+}
+
+static inline __attribute__((always_inline)) uint64_t fast_bin(const ti_div *dv, uint64_t v,
+                                                               const int pow2)
+{
+    return pow2 ? v >> dv->shift : ti_div_do(dv, v);
+}
+
+/* Step 2 for one direction: q[0..nq) are the later events, rank[i] the
+ * index in x just past the other-channel events before q[i]. */
+static inline __attribute__((always_inline)) void
+fast_lookback(uint64_t *restrict h, uint64_t nbins, const ti_div *dv, uint64_t nlo,
+              const int64_t *restrict q, size_t nq, const uint32_t *restrict rank,
+              const int64_t *restrict x, const int stop, const int pow2)
+{
+    for (size_t i = 0; i < nq; i++) {
+        const uint64_t r = rank[i];
+        const uint64_t key = stop ? (uint64_t)q[i] + nlo : (uint64_t)q[i] - nlo;
+        const uint64_t sink = nbins + ((i & 7) << 2);
+        uint64_t b0 = fast_bin(dv, fast_val(key, x[r - 1], stop), pow2);
+        uint64_t b1 = fast_bin(dv, fast_val(key, x[r - 2], stop), pow2);
+        b0 = b0 < sink ? b0 : sink;
+        b1 = b1 < sink + 1 ? b1 : sink + 1;
+        h[b0]++;
+        h[b1]++;
+        if (__builtin_expect(fast_bin(dv, fast_val(key, x[r - 3], stop), pow2) < nbins, 0)) {
+            for (uint64_t j = r - 3;; j--) {
+                const uint64_t b = fast_bin(dv, fast_val(key, x[j], stop), pow2);
+                if (b >= nbins) break;
+                h[b]++;
+            }
+        }
+    }
+}
+
+static void fast_pairs_pow2(uint64_t *restrict h, uint64_t nbins, const ti_div *dv, uint64_t nlo,
+                            const int64_t *restrict q, size_t nq, const uint32_t *restrict rank,
+                            const int64_t *restrict x, int stop)
+{
+    if (stop)
+        fast_lookback(h, nbins, dv, nlo, q, nq, rank, x, 1, 1);
+    else
+        fast_lookback(h, nbins, dv, nlo, q, nq, rank, x, 0, 1);
+}
+
+static void fast_pairs_div(uint64_t *restrict h, uint64_t nbins, const ti_div *dv, uint64_t nlo,
+                           const int64_t *restrict q, size_t nq, const uint32_t *restrict rank,
+                           const int64_t *restrict x, int stop)
+{
+    if (stop)
+        fast_lookback(h, nbins, dv, nlo, q, nq, rank, x, 1, 0);
+    else
+        fast_lookback(h, nbins, dv, nlo, q, nq, rank, x, 0, 0);
+}
+
+/* Room for a split of n events: both arrays and the ranks. */
+static int fast_reserve(corr *k, size_t n)
+{
+    if (ti_seq_reserve(&k->A, n + 1) || ti_seq_reserve(&k->B, n + 1)) return WEIR_ENOMEM;
+    if (k->rank_cap < 2 * (n + 1)) {
+        uint32_t *r = realloc(k->rank, 2 * (n + 1) * sizeof *r);
+        if (!r) return WEIR_ENOMEM;
+        k->rank = r;
+        k->rank_cap = 2 * (n + 1);
+    }
+    return 0;
+}
+
+/* Forgets what no later event can reach once time has got to `now`,
+ * keeping FAST_PAD entries before the first one still in reach. */
+static void fast_trim(corr *k, int64_t now)
+{
+    ti_seq *S[2] = {&k->A, &k->B};
+    uint64_t *live[2] = {&k->live_a, &k->live_b};
+    /* later stops reach starts with now - a < reach_b; later starts reach
+     * stops with now - b <= nlo */
+    const uint64_t reach[2] = {k->reach_b, k->nlo + 1};
+    for (int s = 0; s < 2; s++) {
+        uint64_t j = *live[s];
+        const uint64_t end = ti_seq_end(S[s]);
+        while (j < end && (uint64_t)now - (uint64_t)ti_seq_at(S[s], j) >= reach[s])
+            j++;
+        *live[s] = j;
+        if (j >= S[s]->base + FAST_PAD) ti_seq_drop(S[s], j - FAST_PAD);
+    }
+}
+
+/* Steps 1-2 after a split: A and B grew from na0/nb0 (array indices) to
+ * their ends; ranks of the new starts are in k->rank, of the new stops at
+ * k->rank + (na - na0). */
+static void fast_count(weir_tinstr *t, size_t na0, size_t nb0)
+{
+    corr *k = t->impl;
+    const size_t nna = k->A.n - na0, nnb = k->B.n - nb0;
+    void (*pairs)(uint64_t *restrict, uint64_t, const ti_div *, uint64_t, const int64_t *restrict,
+                  size_t, const uint32_t *restrict, const int64_t *restrict, int) =
+        k->div.shift >= 0 ? fast_pairs_pow2 : fast_pairs_div;
+    pairs(t->hist, t->nbins, &k->div, k->nlo, k->B.v + nb0, nnb, k->rank + nna, k->A.v, 1);
+    pairs(t->hist, t->nbins, &k->div, k->nlo, k->A.v + na0, nna, k->rank, k->B.v, 0);
+    t->events += nna + nnb;
+}
+
+/* Feeds weir_tag events to the fast path. */
+static int fast_feed(weir_tinstr *t, const weir_tag *ev, size_t n)
+{
+    corr *k = t->impl;
+    const int16_t ca = t->cfg.start, cb = t->cfg.stop;
+    int64_t prev = t->have_last ? t->last_raw : INT64_MIN;
+    /* the core refuses chunks that start before the last one ended; the
+     * whole chunk is checked before anything is counted */
+    for (size_t i = 0; i < n; i++) {
+        if (ev[i].time < prev) return WEIR_ERANGE;
+        prev = ev[i].time;
+    }
+    for (size_t c0 = 0; c0 < n; c0 += FAST_CHUNK) {
+        const size_t m = n - c0 < FAST_CHUNK ? n - c0 : FAST_CHUNK;
+        const weir_tag *e = ev + c0;
+        const int wild = k->wild || t->sealed || e[0].time < -FAST_TIME_MAX ||
+                         e[m - 1].time > FAST_TIME_MAX || k->A.n + m > UINT32_MAX - 2 ||
+                         k->B.n + m > UINT32_MAX - 2;
+        if (wild) {
+            if (!t->sealed) k->wild = 1;
+            for (size_t i = 0; i < m; i++) {
+                if (e[i].kind == WEIR_TAG_MARKER) continue;
+                const int a = e[i].channel == ca, b = e[i].channel == cb;
+                if (!a && !b) continue;
+                t->events++;
+                if (slow_event(t, e[i].time, b, !t->sealed)) return WEIR_ENOMEM;
+            }
+            continue;
+        }
+        if (fast_reserve(k, m)) return WEIR_ENOMEM;
+        int64_t *restrict av = k->A.v, *restrict bv = k->B.v;
+        uint32_t *restrict ra = k->rank, *restrict rb = k->rank + m + 1;
+        const size_t na0 = k->A.n, nb0 = k->B.n;
+        size_t na = na0, nb = nb0;
+        for (size_t i = 0; i < m; i++) {
+            const int64_t tm = e[i].time;
+            const int real = e[i].kind != WEIR_TAG_MARKER;
+            const int16_t ch = e[i].channel;
+            av[na] = tm;
+            ra[na - na0] = (uint32_t)nb;
+            na += (ch == ca) & real;
+            bv[nb] = tm;
+            rb[nb - nb0] = (uint32_t)na;
+            nb += (ch == cb) & real;
+        }
+        k->A.n = na;
+        k->B.n = nb;
+        /* the stops' ranks follow the starts' in k->rank */
+        memmove(k->rank + (na - na0), rb, (nb - nb0) * sizeof *rb);
+        fast_count(t, na0, nb0);
+    }
+    fast_trim(k, ev[n - 1].time);
+    return 0;
+}
+
+int ti_corr_fused_ok(const weir_tinstr *t, const weir_tag_reader *r)
+{
+    const corr *k = t->impl;
+    tagi_hht2_view v;
+    return t->cfg.kind == WEIR_TI_CORR && k->fast && !k->wild && !t->sealed && !t->finished &&
+           t->cfg.gate_open == WEIR_TI_NOCH && tagi_hht2_get(r, &v);
+}
+
+long ti_corr_fused(weir_tinstr *t, weir_tag_reader *r, uint64_t max_records)
+{
+    corr *k = t->impl;
+    tagi_hht2_view v;
+    if (!ti_corr_fused_ok(t, r) || !tagi_hht2_get(r, &v)) return WEIR_EUNSUPPORTED;
+    uint64_t m = v.lim - v.first;
+    if (m > max_records) m = max_records;
+    if (m > FAST_CHUNK) m = FAST_CHUNK;
+    if (m == 0) return 0;
+    if (k->A.n + m > UINT32_MAX - 2 || k->B.n + m > UINT32_MAX - 2) return WEIR_EUNSUPPORTED;
+    if (fast_reserve(k, m)) return WEIR_ENOMEM;
+    const int16_t ca = t->cfg.start, cb = t->cfg.stop;
+    /* photon channel (input + 1) -> bit 0 start, bit 1 stop */
+    uint8_t side[64];
+    for (unsigned c = 0; c < 64; c++)
+        side[c] = (uint8_t)(((int)c + 1 == ca) | (((int)c + 1 == cb) << 1));
+    const uint8_t sync_side = (uint8_t)((ca == 0) | ((cb == 0) << 1));
+    const uint64_t tps = (uint64_t)v.tick_ps, wrap = (uint64_t)v.wrap;
+    const uint8_t *restrict p = v.rec;
+    uint64_t base = (uint64_t)v.tick_base;
+    int64_t *restrict av = k->A.v, *restrict bv = k->B.v;
+    uint32_t *restrict ra = k->rank, *restrict rb = k->rank + m + 1;
+    const size_t na0 = k->A.n, nb0 = k->B.n;
+    size_t na = na0, nb = nb0;
+    int64_t prev = t->have_last ? t->last_raw : INT64_MIN;
+    int bad = 0;
+    weir_tag_counts c = {0};
+    uint64_t special = 0; /* records with the special bit: everything but photons */
+    for (uint64_t i = 0; i < m; i++) {
+        const uint32_t w = tagi_u32(p + 4 * i);
+        const uint64_t tt = w & 0x1FFFFFFu;
+        const unsigned ch = (w >> 25) & 63u;
+        unsigned sd = side[ch];
+        if (__builtin_expect(w >> 31, 0)) {
+            special++;
+            if (ch == 63) {
+                const uint64_t n = v.v1 ? 1 : (tt ? tt : 1);
+                base += n * wrap;
+                c.overflows++;
+                c.overflow_wraps += n;
+                continue;
+            }
+            if (ch > 15) {
+                c.errors++;
+                continue;
+            }
+            sd = ch == 0 ? sync_side : 0; /* markers never pair */
+            c.syncs += ch == 0;
+            c.markers += ch != 0;
+        }
+        const int64_t tm = (int64_t)((base + tt) * tps);
+        bad |= tm < prev;
+        prev = tm;
+        av[na] = tm;
+        ra[na - na0] = (uint32_t)nb;
+        na += sd & 1;
+        bv[nb] = tm;
+        rb[nb - nb0] = (uint32_t)na;
+        nb += sd >> 1;
+    }
+    if (bad) return WEIR_ERANGE; /* nothing appended or counted; the reader stays */
+    c.photons = m - special;
+    const int any = c.photons + c.syncs + c.markers > 0;
+    /* sorted, so the paired events' extremes are the arrays' ends */
+    if ((na > na0 && (av[na0] < -FAST_TIME_MAX || av[na - 1] > FAST_TIME_MAX)) ||
+        (nb > nb0 && (bv[nb0] < -FAST_TIME_MAX || bv[nb - 1] > FAST_TIME_MAX)))
+        return WEIR_EUNSUPPORTED; /* extreme times: the caller decodes and feeds instead */
+    k->A.n = na;
+    k->B.n = nb;
+    memmove(k->rank + (na - na0), rb, (nb - nb0) * sizeof *rb);
+    fast_count(t, na0, nb0);
+    if (any) {
+        t->last_raw = prev;
+        t->have_last = 1;
+        fast_trim(k, prev);
+    }
+    tagi_hht2_commit(r, v.first + m, (int64_t)base, &c);
+    return (long)m;
+}
+
 /* ---- ETA emulation ---- */
 
 static void eta_event(weir_tinstr *t, const weir_tag *e)
@@ -213,6 +560,7 @@ static int corr_feed(weir_tinstr *t, const weir_tag *ev, size_t n)
         }
         return 0;
     }
+    if (k->fast) return fast_feed(t, ev, n);
     /* With start == stop the stop writes go to the unused k->B and are
      * never kept (cb matches nothing). */
     ti_seq *A = &k->A, *B = &k->B;
@@ -251,6 +599,7 @@ static int corr_finish(weir_tinstr *t)
         k->held = 0; /* ETA never processes the final record's copy */
         return 0;
     }
+    if (k->fast) return 0; /* every pair was counted when its later event came */
     corr_process(t, 1);
     return 0;
 }
@@ -276,11 +625,13 @@ static void corr_save(const weir_tinstr *t, ti_wbuf *w)
     const corr *k = t->impl;
     ti_seq_save(w, &k->A);
     ti_seq_save(w, &k->B);
-    ti_put_u64(w, k->ia_lo);
-    ti_put_u64(w, k->ia_hi);
-    ti_put_u64(w, k->ib);
-    ti_put_u64(w, k->a_owned);
-    ti_put_u64(w, k->b_owned);
+    /* fast path: ia_lo, ia_hi, ib, a_owned, b_owned hold live_a, live_b,
+     * real_a, real_b and the wild flag */
+    ti_put_u64(w, k->fast ? k->live_a : k->ia_lo);
+    ti_put_u64(w, k->fast ? k->live_b : k->ia_hi);
+    ti_put_u64(w, k->fast ? k->real_a : k->ib);
+    ti_put_u64(w, k->fast ? k->real_b : k->a_owned);
+    ti_put_u64(w, k->fast ? (uint64_t)k->wild : k->b_owned);
     ti_put_i64(w, k->horizon);
     ti_put_u64(w, k->nstarts);
     ti_put_i64(w, k->held);
@@ -316,6 +667,30 @@ static int corr_load(weir_tinstr *t, ti_rbuf *r)
     if (k->ring)
         for (uint32_t i = 0; i < t->cfg.eta_clock; i++)
             k->ring[i] = ti_get_i64(r);
+    if (k->fast) {
+        k->live_a = k->ia_lo, k->live_b = k->ia_hi, k->real_a = k->ib, k->real_b = k->a_owned;
+        k->wild = k->b_owned != 0;
+        k->ia_lo = k->ia_hi = k->ib = k->a_owned = k->b_owned = 0;
+        /* the unchecked look-back needs sorted times within +-2^61 ps: a
+         * state that breaks this goes event by event (bounds-checked) */
+        for (int s = 0; s < 2 && !k->wild; s++) {
+            const ti_seq *S = s ? &k->B : &k->A;
+            const uint64_t real = s ? k->real_b : k->real_a;
+            for (uint64_t j = S->base; j < ti_seq_end(S) && !k->wild; j++) {
+                const int64_t x = ti_seq_at(S, j);
+                if (j < real ? x != FAST_SENTINEL
+                             : x < -FAST_TIME_MAX || x > FAST_TIME_MAX ||
+                                   (j > S->base && j > real && x < ti_seq_at(S, j - 1)))
+                    k->wild = 1;
+            }
+        }
+        /* live indices inside the sequences, and room for FAST_PAD before
+         * every rank */
+        if (k->live_a < k->A.base || k->live_a > ti_seq_end(&k->A) || k->live_b < k->B.base ||
+            k->live_b > ti_seq_end(&k->B) || k->A.n < FAST_PAD || k->B.n < FAST_PAD)
+            return WEIR_EFORMAT;
+        return r->err ? WEIR_EFORMAT : 0;
+    }
     /* Indices must lie inside the restored sequences. */
     const ti_seq *B = k->same ? &k->A : &k->B;
     if (k->ia_lo < k->A.base || k->ia_hi < k->A.base || k->ia_lo > ti_seq_end(&k->A) ||

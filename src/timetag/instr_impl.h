@@ -107,7 +107,11 @@ struct weir_tinstr {
 
 /* Delay configured for a channel (0 when none). */
 int64_t ti_delay(const weir_tinstr_config *c, int16_t ch);
-/* Allocates t->hist as rows x nbins zeros. */
+/* Allocates t->hist as rows x nbins zeros, followed by TI_HIST_SINK spare
+ * counters that branch-free kernels increment instead of testing whether a
+ * candidate pair is in range (instr_corr.c); they are never part of a
+ * result. */
+#define TI_HIST_SINK 64
 int ti_hist_alloc(struct weir_tinstr *t, size_t rows, size_t nbins);
 
 /* start-stop machinery, shared with the T2 lifetime (instr_startstop.c) */
@@ -119,6 +123,18 @@ int64_t ti_ss_reach(const struct weir_tinstr *t);
 void ti_ss_save(const struct weir_tinstr *t, ti_wbuf *w);
 int ti_ss_load(struct weir_tinstr *t, ti_rbuf *r);
 void ti_ss_free(struct weir_tinstr *t);
+
+/* Fused decode + correlation over raw HydraHarp T2 records (instr_corr.c):
+ * 1 when t (a correlation on its fast path, not sealed or finished, no
+ * gate) can consume r's records directly. ti_corr_fused then decodes and
+ * correlates up to max_records records from r's position (never past its
+ * end limit), moving r on exactly as weir_tag_read would; the result is
+ * the one weir_tinstr_feed gives. Returns the records consumed (0 at the
+ * end), or WEIR_ERANGE when time runs backwards, with nothing counted from
+ * that call. */
+struct weir_tag_reader;
+int ti_corr_fused_ok(const struct weir_tinstr *t, const struct weir_tag_reader *r);
+long ti_corr_fused(struct weir_tinstr *t, struct weir_tag_reader *r, uint64_t max_records);
 
 extern const ti_ops ti_corr_ops, ti_startstop_ops, ti_lifetime_ops, ti_coinc_ops, ti_count_ops;
 

@@ -134,7 +134,9 @@ typedef struct {
     size_t chunk;
     _Atomic uint64_t *done;
     _Atomic int *stop;
-    _Atomic size_t *finished;
+    size_t *finished; /* under *lock; *cond signalled when it grows */
+    pthread_mutex_t *lock;
+    pthread_cond_t *cond;
     int rc;
     char err[256];
 } job;
@@ -151,6 +153,21 @@ static void *worker(void *arg)
     uint64_t last = j->pos.record;
     for (;;) {
         if (atomic_load(j->stop)) break;
+        if (j->n == 1 && ti_corr_fused_ok(j->mine[0], r)) {
+            long got = ti_corr_fused(j->mine[0], r, j->chunk);
+            if (got >= 0 || got == WEIR_ERANGE) {
+                if (got < 0) {
+                    rc = (int)got;
+                    goto out;
+                }
+                uint64_t now = weir_tag_tell(r).record;
+                atomic_fetch_add(j->done, now - last);
+                last = now;
+                if (got == 0) break;
+                continue;
+            }
+            /* WEIR_EUNSUPPORTED: extreme times; decode and feed instead */
+        }
         long got = weir_tag_read(r, buf, j->chunk, j->err, sizeof j->err);
         if (got < 0) {
             rc = (int)got;
@@ -185,7 +202,10 @@ out:
     j->rc = rc;
     weir_tag_close(r);
     free(buf);
-    atomic_fetch_add(j->finished, 1);
+    pthread_mutex_lock(j->lock);
+    (*j->finished)++;
+    pthread_cond_signal(j->cond);
+    pthread_mutex_unlock(j->lock);
     return NULL;
 }
 
@@ -209,7 +229,21 @@ int weir_tinstr_run_file(weir_tag_reader *r, weir_tinstr **insts, size_t n,
             return WEIR_ENOMEM;
         }
         for (;;) {
-            long got = weir_tag_read(r, buf, chunk, err, errlen);
+            long got = 0;
+            if (n == 1 && ti_corr_fused_ok(insts[0], r)) {
+                /* decode + correlate in one loop (instr_corr.c) */
+                got = ti_corr_fused(insts[0], r, chunk);
+                if (got == WEIR_ERANGE) {
+                    rc = (int)got;
+                    snprintf(err, errlen, "instrument '%s': events are not sorted by time",
+                             insts[0]->cfg.name);
+                    break;
+                }
+                if (got == 0) break;
+                if (got > 0) goto progress;
+                /* WEIR_EUNSUPPORTED: extreme times; decode and feed instead */
+            }
+            got = weir_tag_read(r, buf, chunk, err, errlen);
             if (got < 0) {
                 rc = (int)got;
                 break;
@@ -230,6 +264,7 @@ int weir_tinstr_run_file(weir_tag_reader *r, weir_tinstr **insts, size_t n,
                                                : weir_strerror(rc));
             }
             if (rc) break;
+        progress:
             if (o->progress &&
                 o->progress(o->progress_ud, weir_tag_tell(r).record - start.record, total)) {
                 rc = WEIR_ECLOSED;
@@ -251,7 +286,14 @@ int weir_tinstr_run_file(weir_tag_reader *r, weir_tinstr **insts, size_t n,
     weir_tinstr **ctx = calloc((size_t)(k + 1) * (n ? n : 1), sizeof *ctx);
     _Atomic uint64_t done = 0;
     _Atomic int stop = 0;
-    _Atomic size_t finished = 0;
+    size_t finished = 0;
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond;
+    pthread_condattr_t cattr;
+    pthread_condattr_init(&cattr);
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    pthread_cond_init(&cond, &cattr);
+    pthread_condattr_destroy(&cattr);
     size_t njobs = 0, nstarted = 0;
     if (!pos || !ends || !jobs || !th || !ctx) {
         rc = WEIR_ENOMEM;
@@ -289,6 +331,8 @@ int weir_tinstr_run_file(weir_tag_reader *r, weir_tinstr **insts, size_t n,
         jobs[j].done = &done;
         jobs[j].stop = &stop;
         jobs[j].finished = &finished;
+        jobs[j].lock = &lock;
+        jobs[j].cond = &cond;
         if (pthread_create(&th[j], NULL, worker, &jobs[j])) {
             rc = WEIR_ETHREAD;
             atomic_store(&stop, 1);
@@ -299,15 +343,25 @@ int weir_tinstr_run_file(weir_tag_reader *r, weir_tinstr **insts, size_t n,
     /* Progress from this thread: the workers only bump a counter. With a
      * serial job the file is read twice, so the total doubles. */
     uint64_t grand = total * (npar ? 1 : 0) + total * (nser ? 1 : 0);
-    while (atomic_load(&finished) < nstarted) {
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+    /* Wakes when a worker ends (not on a fixed sleep, which cost up to
+     * 100 ms per run) and at least every 100 ms for the progress report. */
+    pthread_mutex_lock(&lock);
+    while (finished < nstarted) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 100 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&cond, &lock, &ts);
+        if (finished >= nstarted) break;
+        pthread_mutex_unlock(&lock);
         if (o->progress && o->progress(o->progress_ud, atomic_load(&done), grand)) {
             atomic_store(&stop, 1);
             rc = WEIR_ECLOSED;
             snprintf(err, errlen, "stopped");
         }
+        pthread_mutex_lock(&lock);
     }
+    pthread_mutex_unlock(&lock);
 out:
     for (size_t j = 0; j < nstarted; j++)
         pthread_join(th[j], NULL);
@@ -332,6 +386,7 @@ out:
             weir_tinstr_free(w);
         }
     }
+    pthread_cond_destroy(&cond);
     free(pos);
     free(ends);
     free(jobs);

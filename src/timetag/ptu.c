@@ -326,6 +326,31 @@ static long dec_hht2(weir_tag_reader *r, uint64_t lim, weir_tag *out, size_t cap
     return (long)n;
 }
 
+int tagi_hht2_get(const weir_tag_reader *r, tagi_hht2_view *v)
+{
+    if (r->fmt != &weir_tagfmt_ptu && r->fmt != &weir_tagfmt_pq_legacy) return 0;
+    if (r->st[0] != L_HHT2 || r->info.tick.den != 1 || r->info.record_bytes != 4) return 0;
+    v->first = r->pos.record;
+    v->lim = r->end < r->info.nrecords ? r->end : r->info.nrecords;
+    if (v->lim < v->first) v->lim = v->first;
+    v->rec = r->data + r->info.header_bytes + r->pos.record * 4;
+    v->tick_base = r->pos.tick_base;
+    v->tick_ps = r->info.tick.num;
+    v->v1 = (int)r->st[1];
+    v->wrap = v->v1 ? HHT2_WRAP_V1 : HHT2_WRAP;
+    return 1;
+}
+
+void tagi_hht2_commit(weir_tag_reader *r, uint64_t record, int64_t tick_base,
+                      const weir_tag_counts *add)
+{
+    r->pos.record = record;
+    r->pos.tick_base = tick_base;
+    r->counts.photons += add->photons, r->counts.syncs += add->syncs;
+    r->counts.markers += add->markers, r->counts.overflows += add->overflows;
+    r->counts.overflow_wraps += add->overflow_wraps, r->counts.errors += add->errors;
+}
+
 static long dec_hht3(weir_tag_reader *r, uint64_t lim, weir_tag *out, size_t cap)
 {
     const uint8_t *p = r->data + r->info.header_bytes + r->pos.record * 4;

@@ -132,4 +132,24 @@ static inline int16_t tagi_marker_channel(unsigned bits)
     return bits ? (int16_t)__builtin_ctz(bits) : 0;
 }
 
+/* Raw HydraHarp-style T2 records for fused consumers (the correlation in
+ * instr_corr.c decodes them inside its own loop instead of going through
+ * 16-byte weir_tag events). tagi_hht2_get returns 1 and fills v when r
+ * reads HydraHarp/TimeHarp 260/MultiHarp T2 records (PTU or legacy) with a
+ * whole number of ps per tick, else 0. The consumer decodes exactly as
+ * dec_hht2 in ptu.c does (time = (tick_base + low 25 bits) * tick_ps;
+ * overflow records add `wrap` ticks times their count, 1 on V1) and hands
+ * the new position and its counts back with tagi_hht2_commit. */
+typedef struct {
+    const uint8_t *rec; /* record `first` */
+    uint64_t first, lim;
+    int64_t tick_base; /* ticks before `first` */
+    int64_t tick_ps;
+    int64_t wrap; /* ticks per overflow */
+    int v1;       /* HydraHarp V1: every overflow record is one wrap */
+} tagi_hht2_view;
+int tagi_hht2_get(const weir_tag_reader *r, tagi_hht2_view *v);
+void tagi_hht2_commit(weir_tag_reader *r, uint64_t record, int64_t tick_base,
+                      const weir_tag_counts *add);
+
 #endif

@@ -849,6 +849,156 @@ static void test_eta_t2_exact_difference(void **state)
     free(ev);
 }
 
+/* ---- the fast path (windows holding tau = 0 after the delays) ----
+ * Edges against the brute force: odd widths, lo = 0 and hi = 1 exactly,
+ * delays that move zero to a window edge, equal times, huge gaps, times
+ * near +-2^62 (the event-by-event branch), and chunks larger than the
+ * internal 16 Ki split. */
+static uint64_t *brute_corr_sorted(const weir_tag *ev, size_t n, const weir_tinstr_config *c)
+{
+    /* the same definition as brute_corr, visiting only pairs within the
+     * reach (the events are sorted) so large inputs stay quick */
+    uint64_t *h = calloc(c->nbins + 1, sizeof *h);
+    int64_t dA = 0, dB = 0;
+    for (unsigned i = 0; i < c->ndelays; i++) {
+        if (c->delays[i].channel == c->start) dA = c->delays[i].ps;
+        if (c->delays[i].channel == c->stop) dB = c->delays[i].ps;
+    }
+    const int64_t hi = c->lo_ps + (int64_t)c->nbins * c->bin_ps;
+    const int64_t reach = (hi > -c->lo_ps ? hi : -c->lo_ps) + llabs(dA - dB) + 1;
+    size_t j0 = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_ch(&ev[i], c->start)) continue;
+        while (j0 < n && ev[j0].time < ev[i].time - reach)
+            j0++;
+        for (size_t j = j0; j < n && ev[j].time <= ev[i].time + reach; j++) {
+            if (i == j || !is_ch(&ev[j], c->stop)) continue;
+            int64_t tau = (ev[j].time + dB) - (ev[i].time + dA);
+            int64_t k = fdiv(tau - c->lo_ps, c->bin_ps);
+            if (k >= 0 && k < (int64_t)c->nbins) h[k]++;
+        }
+    }
+    return h;
+}
+
+static void test_corr_fast_edges(void **state)
+{
+    (void)state;
+    size_t n;
+    weir_tag *ev = synth(4711, 3000, 3000, 2000, &n);
+    weir_tinstr_config cs[12];
+    size_t nc = 0;
+    cs[nc++] = corr_cfg(1, 2, 7, 1429, -5000);  /* odd width, hi = +3 */
+    cs[nc++] = corr_cfg(2, 1, 16, 500, 0);      /* lo = 0 exactly */
+    cs[nc++] = corr_cfg(1, 2, 1, 6001, -6000);  /* hi = 1 exactly */
+    cs[nc++] = corr_cfg(1, 2, 1000, 9, -4500);  /* wide bins */
+    cs[nc++] = corr_cfg(1, 2, 3, 3334, -10000); /* width 3, hi = +2 */
+    cs[nc] = corr_cfg(1, 2, 16, 1000, -8000);
+    add_delay(&cs[nc++], 2, -8000); /* zero moves to the upper edge */
+    cs[nc] = corr_cfg(1, 2, 16, 1000, -8000);
+    add_delay(&cs[nc++], 1, -7999); /* ... and near the lower edge */
+    cs[nc] = corr_cfg(1, 0, 100, 125, -12000);
+    add_delay(&cs[nc++], 0, 3000); /* sync channel as the stop */
+    for (size_t i = 0; i < nc; i++) {
+        uint64_t *want = brute_corr(ev, n, &cs[i]);
+        assert_true(hist_sum(want, cs[i].nbins) > 0);
+        for (uint64_t seed = 1; seed <= 2; seed++) {
+            weir_tinstr *t = run_chunked(&cs[i], ev, n, seed * 131 + i);
+            assert_hist_eq(t, want, cs[i].nbins);
+            weir_tinstr_free(t);
+        }
+        free(want);
+    }
+    /* Times near the ends of int64 (beyond +-2^61) go event by event and
+     * stay exact. */
+    weir_tag *x = calloc(n, sizeof *x);
+    for (size_t i = 0; i < n; i++) {
+        x[i] = ev[i];
+        x[i].time = ev[i].time - ev[0].time + (INT64_MIN / 2 - 1000000);
+    }
+    weir_tinstr_config c = corr_cfg(1, 2, 16, 1000, -8000);
+    uint64_t *want = brute_corr(x, n, &c);
+    weir_tinstr *t = run_chunked(&c, x, n, 77);
+    assert_hist_eq(t, want, c.nbins);
+    weir_tinstr_free(t);
+    free(want);
+    free(x);
+    free(ev);
+
+    /* 70 000 events fed in one chunk (several internal splits), bursts of
+     * equal times, 1 s gaps; then the same in chunks of 1..200. */
+    ev = synth(99991, 60000, 2500, 1500, &n);
+    assert_true(n > 2 * 16384);
+    c = corr_cfg(1, 2, 16, 2000, -16000);
+    want = brute_corr_sorted(ev, n, &c);
+    char err[256];
+    assert_int_equal(weir_tinstr_create(&c, &t, err, sizeof err), 0);
+    assert_int_equal(weir_tinstr_feed(t, ev, n), 0);
+    assert_int_equal(weir_tinstr_finish(t), 0);
+    assert_hist_eq(t, want, c.nbins);
+    weir_tinstr_free(t);
+    t = run_chunked(&c, ev, n, 5);
+    assert_hist_eq(t, want, c.nbins);
+    weir_tinstr_free(t);
+    free(want);
+    free(ev);
+}
+
+/* run_file on a HydraHarp T2 PTU decodes and correlates in one loop
+ * (ti_corr_fused): it must equal feeding the decoded events, leave the
+ * reader's counts as weir_tag_read does, and split into sections exactly. */
+static void test_corr_fused_file(void **state)
+{
+    (void)state;
+    size_t n;
+    weir_tag *ev = synth(606, 40000, 30000, 4000, &n);
+    /* markers keep their bits; T2 syncs are channel 0 */
+    for (size_t i = 0; i < n; i++)
+        if (ev[i].kind == WEIR_TAG_MARKER) ev[i].bits = 1, ev[i].channel = 0;
+    const char *path = tu_write(tu_tmpdir("instr_fused"), "hh.ptu", "");
+    char err[512];
+    weir_tag_encode_opts eo = {0x01010204, 1e-12, 0};
+    assert_int_equal(weir_tag_encode(WEIR_TAGFMT_PTU, &eo, ev, n, path, err, sizeof err), 0);
+    /* the decoded events (what the fused loop must reproduce) */
+    weir_tag_reader *r = NULL;
+    assert_int_equal(weir_tag_open(path, WEIR_TAGFMT_AUTO, &r, err, sizeof err), 0);
+    weir_tag *d = malloc((n + 16) * sizeof *d);
+    size_t nd = 0;
+    long got;
+    while ((got = weir_tag_read(r, d + nd, n + 16 - nd, err, sizeof err)) > 0)
+        nd += (size_t)got;
+    weir_tag_counts want_counts = *weir_tag_reader_counts(r);
+    weir_tag_close(r);
+    assert_true(want_counts.overflows > 10);
+    weir_tinstr_config cs[4];
+    cs[0] = corr_cfg(1, 2, 16, 2000, -16000);
+    cs[1] = corr_cfg(2, 1, 7, 3001, -9000);
+    cs[2] = corr_cfg(0, 1, 32, 500, -8000); /* sync as the start */
+    cs[3] = corr_cfg(1, 2, 16, 500, 1000);  /* one-sided: the general path */
+    for (size_t i = 0; i < 4; i++) {
+        uint64_t *want = brute_corr_sorted(d, nd, &cs[i]);
+        assert_true(hist_sum(want, cs[i].nbins) > 0);
+        for (unsigned threads = 1; threads <= 3; threads++) {
+            assert_int_equal(weir_tag_open(path, WEIR_TAGFMT_AUTO, &r, err, sizeof err), 0);
+            weir_tinstr *t = NULL;
+            assert_int_equal(weir_tinstr_create(&cs[i], &t, err, sizeof err), 0);
+            weir_tinstr_run_opts o = {threads, 1000, NULL, NULL};
+            if (weir_tinstr_run_file(r, &t, 1, &o, err, sizeof err)) fail_msg("%s", err);
+            assert_int_equal(weir_tinstr_finish(t), 0);
+            assert_hist_eq(t, want, cs[i].nbins);
+            if (threads == 1) {
+                const weir_tag_counts *gc = weir_tag_reader_counts(r);
+                assert_memory_equal(gc, &want_counts, sizeof want_counts);
+            }
+            weir_tinstr_free(t);
+            weir_tag_close(r);
+        }
+        free(want);
+    }
+    free(d);
+    free(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -864,6 +1014,8 @@ int main(void)
         cmocka_unit_test(test_eta_compat_synthetic),
         cmocka_unit_test(test_eta_files_compat),
         cmocka_unit_test(test_eta_t2_exact_difference),
+        cmocka_unit_test(test_corr_fast_edges),
+        cmocka_unit_test(test_corr_fused_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
