@@ -4,27 +4,14 @@
  * Everything the assembler gives back is classified. */
 #include "weir/beamline.h"
 
+#include "fuzz_parts.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 static const char *const protos[7] = {"xspress3", "contrast", "pcap",  "pcap-raw",
                                       "sardana",  "lecroy",   "albaem"};
-
-static void split_parts(const uint8_t *d, size_t n, weir_msg *m)
-{
-    static const char sep[] = "\n--part--\n";
-    const size_t sl = sizeof sep - 1;
-    weir_msg_init(m);
-    for (;;) {
-        const uint8_t *hit = n >= sl ? memmem(d, n, sep, sl) : NULL;
-        size_t len = hit ? (size_t)(hit - d) : n;
-        weir_msg_append(m, weir_buf_copy(d, len));
-        if (!hit) return;
-        d += len + sl;
-        n -= len + sl;
-    }
-}
 
 static void drain(weir_beamline_asm *a, const char *proto)
 {

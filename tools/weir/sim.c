@@ -242,34 +242,29 @@ typedef struct {
     long starts, triggers, stops;
 } merlin_ctl_state;
 
-static int mc_start(void *u)
+/* Counts one command into *counter and wakes the sender. */
+static int mc_count(merlin_ctl_state *m, long *counter)
 {
-    merlin_ctl_state *m = u;
     pthread_mutex_lock(&m->mu);
-    m->starts++;
+    (*counter)++;
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
     return 0;
+}
+
+static int mc_start(void *u)
+{
+    return mc_count(u, &((merlin_ctl_state *)u)->starts);
 }
 
 static int mc_trigger(void *u)
 {
-    merlin_ctl_state *m = u;
-    pthread_mutex_lock(&m->mu);
-    m->triggers++;
-    pthread_cond_broadcast(&m->cv);
-    pthread_mutex_unlock(&m->mu);
-    return 0;
+    return mc_count(u, &((merlin_ctl_state *)u)->triggers);
 }
 
 static int mc_stop(void *u)
 {
-    merlin_ctl_state *m = u;
-    pthread_mutex_lock(&m->mu);
-    m->stops++;
-    pthread_cond_broadcast(&m->cv);
-    pthread_mutex_unlock(&m->mu);
-    return 0;
+    return mc_count(u, &((merlin_ctl_state *)u)->stops);
 }
 
 /* Waits until *counter > n (1) or a stop / abort came (0). */
