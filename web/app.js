@@ -87,8 +87,8 @@
 
   /* Per-stage rows: counters as weir reports them plus a rate computed
    * here from the change of events out between two status messages. */
-  const STAGE_COLS = ['events in', 'events out', 'events/s', 'bytes in', 'bytes out', 'results',
-    'rejected', 'queue', 'user s', 'blocked s'];
+  const STAGE_COLS = ['events in → out', 'events/s', 'bytes in → out', 'results', 'rejected', 'queue',
+    'user s', 'blocked s'];
   let prevStatus = null;
 
   function stageRow(name, st, dt) {
@@ -97,9 +97,9 @@
     const tr = document.createElement('tr');
     tr.dataset.stage = name;
     tr.append(el('th', name));
-    for (const v of [st.events_in, st.events_out]) tr.append(el('td', num(v), 'n'));
+    tr.append(el('td', `${num(st.events_in)} → ${num(st.events_out)}`, 'n'));
     tr.append(el('td', si(rate), 'n'));
-    for (const v of [st.bytes_in, st.bytes_out]) tr.append(el('td', si(v, 'B'), 'n'));
+    tr.append(el('td', `${si(st.bytes_in, 'B')} → ${si(st.bytes_out, 'B')}`, 'n'));
     tr.append(el('td', num(st.results), 'n'));
     const reasons = (st.reasons || []).map((r) => `${r.reason} ×${r.count}`).join('; ');
     const rej = el('td', num(st.rejected) + (reasons ? ` (${reasons})` : ''), st.rejected ? 'bad' : '');
@@ -109,7 +109,7 @@
       { min: 0, max: st.queue_capacity || 1, value: st.queue_fill || 0 });
     q.append(meter, ` ${num(st.queue_fill)}/${num(st.queue_capacity)} (max ${num(st.queue_max)})`);
     tr.append(q);
-    for (const v of [st.user_seconds, st.blocked_seconds]) tr.append(el('td', num(v), 'n'));
+    for (const v of [st.user_seconds, st.blocked_seconds]) tr.append(el('td', (v || 0).toFixed(3), 'n'));
     return tr;
   }
 
@@ -161,10 +161,17 @@
     prevStatus = { at: now, stages: s.stages };
   }
 
+  /* /progress is not in the SSE stream: fetched after status updates, at
+   * most every PROGRESS_MS, and once more after the last update. */
   let progressAt = -Infinity;
-  let progressBusy = false;
+  let progressTimer = 0;
+  function requestProgress() {
+    if (progressTimer) return;
+    const wait = Math.max(0, progressAt + PROGRESS_MS - performance.now());
+    progressTimer = setTimeout(() => { progressTimer = 0; loadProgress(); }, wait);
+  }
+
   async function loadProgress() {
-    progressBusy = true;
     progressAt = performance.now();
     try {
       const p = await api('/progress');
@@ -180,8 +187,6 @@
         ` events${p.finished ? ' · finished' : ''}`;
     } catch (e) {
       $('progress-text').textContent = 'progress: ' + e.message;
-    } finally {
-      progressBusy = false;
     }
   }
 
@@ -328,7 +333,8 @@
         r = { kind, have: null, meta };
         view.results.set(meta.name, r);
         if (kind === 'image') imageCard(r);
-        else if (kind !== 'value') r.card = card(r, kind);
+        else if (kind === 'value') valueRow(r);
+        else r.card = card(r, kind);
       }
       r.meta = meta;
       r.want = view.versions[meta.name] ?? meta.version;
@@ -355,12 +361,14 @@
     if (r.kind === 'image') {
       r.array = parseNpy(await api(`/results/${name}.npy`, { raw: true }));
       r.have = want;
+      r.meta.shape = r.array.shape;
       r.paramsHash = view.status && view.status.params_hash;
       drawImage(r);
       return;
     }
     const j = await api(`/results/${name}`);
     r.have = j.version ?? want;
+    Object.assign(r.meta, { shape: j.shape, dtype: j.dtype });
     r.paramsHash = j.params_hash || '';
     if (r.kind === 'line') drawLine(r, j);
     else if (r.kind === 'value') drawValue(r, j);
@@ -394,14 +402,15 @@
     setMeta(r, ` · ${points} points`);
   }
 
+  function valueRow(r) {
+    r.row = document.createElement('tr');
+    r.row.innerHTML = '<th></th><td class="n"></td><td class="meta"></td>';
+    r.row.firstChild.textContent = r.meta.name;
+    r.row.dataset.name = r.meta.name;
+    $('values').append(r.row);
+  }
+
   function drawValue(r, j) {
-    if (!r.row) {
-      r.row = document.createElement('tr');
-      r.row.innerHTML = '<th></th><td class="n"></td><td class="meta"></td>';
-      r.row.firstChild.textContent = r.meta.name;
-      r.row.dataset.name = r.meta.name;
-      $('values').append(r.row);
-    }
     const v = j.value;
     r.row.children[1].textContent = typeof v === 'number' ? num(v) : String(v ?? '–');
     r.row.children[2].textContent = `version ${r.have}` + (r.paramsHash ? ` · params ${r.paramsHash}` : '');
@@ -440,27 +449,25 @@
 
   /* Scaling limits: min/max, or percentiles of (a sample of) the finite values. */
   function limits(data, mode, log) {
-    const step = Math.max(1, Math.floor(data.length / 65536));
-    const vals = [];
-    for (let i = 0; i < data.length; i += step) {
-      const v = log ? Math.log10(data[i]) : data[i];
-      if (Number.isFinite(v)) vals.push(v);
-    }
-    if (!vals.length) return [0, 1];
+    const val = (i) => (log ? Math.log10(data[i]) : data[i]);
     if (mode === 'minmax') {
       let lo = Infinity;
       let hi = -Infinity;
       for (let i = 0; i < data.length; i++) {
-        const v = log ? Math.log10(data[i]) : data[i];
+        const v = val(i);
+        if (!Number.isFinite(v)) continue; // NaN, log of 0
         if (v < lo) lo = v;
         if (v > hi) hi = v;
       }
-      return [lo, hi];
+      return lo <= hi ? [lo, hi] : [0, 1];
     }
-    const p = Number(mode);
+    const step = Math.max(1, Math.floor(data.length / 65536));
+    const vals = [];
+    for (let i = 0; i < data.length; i += step) if (Number.isFinite(val(i))) vals.push(val(i));
+    if (!vals.length) return [0, 1];
     vals.sort((a, b) => a - b);
     const at = (q) => vals[Math.min(vals.length - 1, Math.max(0, Math.round(q / 100 * (vals.length - 1))))];
-    return [at(p), at(100 - p)];
+    return [at(Number(mode)), at(100 - Number(mode))];
   }
 
   function imageCard(r) {
@@ -546,7 +553,7 @@
     if (statusDirty) {
       statusDirty = false;
       renderStatus(now);
-      if (!progressBusy && now - progressAt >= PROGRESS_MS) loadProgress();
+      requestProgress();
     }
     const stale = [...view.results.values()].some((r) => r.want !== r.have);
     if (busy || !(needList || stale) || timer) return;

@@ -70,8 +70,7 @@ function check(cond, msg) {
 
 /* ---- the independent reference: frames from `weir inspect --npy` ---- */
 
-function readNpy(file) {
-  const b = fs.readFileSync(file);
+function readNpy(file, b = fs.readFileSync(file)) {
   check(b.subarray(1, 6).toString('latin1') === 'NUMPY', `${file}: not an .npy file`);
   const off = b[6] === 1 ? 10 : 12;
   const hlen = b[6] === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
@@ -79,7 +78,8 @@ function readNpy(file) {
   const descr = /'descr':\s*'([^']+)'/.exec(header)[1];
   const shape = /'shape':\s*\(([^)]*)\)/.exec(header)[1].split(',').filter((s) => s.trim()).map(Number);
   check(!/True/.test(header), `${file}: Fortran order`);
-  const T = { '<u2': Uint16Array, '|u1': Uint8Array, '<u4': Uint32Array, '<i4': Int32Array }[descr];
+  const T = { '<u2': Uint16Array, '|u1': Uint8Array, '<u4': Uint32Array, '<i4': Int32Array,
+    '<f8': Float64Array }[descr];
   check(T, `${file}: dtype ${descr} not handled by the test`);
   const body = b.subarray(off + hlen);
   const data = new T(body.buffer.slice(body.byteOffset, body.byteOffset + body.length));
@@ -151,6 +151,12 @@ async function until(what, fn, ms = WAIT_MS) {
 
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
+/* JSON numbers as weir prints them: cJSON keeps 15 significant digits when
+ * they read back within DBL_EPSILON, so a value may be 1 ulp off; the .npy
+ * carries the exact doubles and is compared exactly instead. */
+const close = (a, b) => a.length === b.length && a.every((x, i) => x === b[i] ||
+  (x !== null && b[i] !== null && Math.abs(x - b[i]) <= 2 * Number.EPSILON * Math.abs(b[i])));
+
 async function main() {
   // Preconditions fail loudly: a missing browser or data set is a broken
   // test set-up, never a reason to pass.
@@ -181,6 +187,12 @@ async function main() {
   weir = spawn(WEIR, ['replay', '-w', WORKER, '-r', REDUCER, '-f', CAPTURE, '-p', params,
     '--port', String(port), '--keep-alive', '--rate', '20', '--no-progress',
     '--output-dir', path.join(OUT, 'output')], { stdio: ['ignore', logfd, logfd] });
+  const getNpy = async (name) => {
+    const r = await fetch(`${base}/api/v1/results/${name}.npy`);
+    check(r.ok, `GET ${name}.npy: ${r.status}`);
+    const { data } = readNpy(name + '.npy', Buffer.from(await r.arrayBuffer()));
+    return Array.from(data, (v) => (Number.isNaN(v) ? null : v));
+  };
   const get = async (p) => {
     const r = await fetch(base + p);
     check(r.ok, `GET ${p}: ${r.status}`);
@@ -212,7 +224,10 @@ async function main() {
   const served = await get('/api/v1/results/roi_mean');
   const plotted = await page.evaluate(() => window.weirView.plotted('roi_mean'));
   check(same(plotted, served.data), `plotted ${JSON.stringify(plotted)} != served ${JSON.stringify(served.data)}`);
-  check(same(served.data, want1), `served ${JSON.stringify(served.data)} != computed ${JSON.stringify(want1)}`);
+  check(close(served.data, want1), `served ${JSON.stringify(served.data)} != computed ${JSON.stringify(want1)}`);
+  const npy1 = await getNpy('roi_mean');
+  check(same(npy1, want1), `served .npy ${JSON.stringify(npy1)} != computed ${JSON.stringify(want1)}`);
+  if (!same(served.data, want1)) log('note: the JSON rounds some values by 1 ulp (the .npy is exact)');
   check(await card.getAttribute('data-version') === String(served.version), 'the card shows another version');
   const hash1 = served.params_hash;
   check(hash1 && await card.getAttribute('data-params-hash') === hash1, 'the card shows another params hash');
@@ -260,11 +275,21 @@ async function main() {
   const plotted2 = await page.evaluate(() => window.weirView.plotted('roi_mean'));
   check(served2.params_hash === hash2, `served params hash ${served2.params_hash}, want ${hash2}`);
   check(same(plotted2, served2.data), `plotted ${JSON.stringify(plotted2)} != served ${JSON.stringify(served2.data)}`);
-  check(same(served2.data, want2), `served ${JSON.stringify(served2.data)} != computed ${JSON.stringify(want2)} (till_x=${NEW_TILL_X})`);
+  check(close(served2.data, want2), `served ${JSON.stringify(served2.data)} != computed ${JSON.stringify(want2)} (till_x=${NEW_TILL_X})`);
+  const npy2 = await getNpy('roi_mean');
+  check(same(npy2, want2), `served .npy ${JSON.stringify(npy2)} != computed ${JSON.stringify(want2)}`);
   check(external.length === 0, `requests left 127.0.0.1: ${external.join(' ')}`);
   const unexpected = errors.filter((e) => !/status of 400/.test(e));
   check(unexpected.length === 0, `console errors: ${unexpected.join(' | ')}`);
   log(`second run: till_x=${NEW_TILL_X}, params hash ${hash2}, plotted = served = computed`);
+
+  // The progress bar ends full, with the number of events weir read.
+  const progress = await get('/api/v1/progress');
+  await until('the progress bar to show the end', async () =>
+    (await page.textContent('#progress-text')).includes('finished') &&
+    (await page.locator('.progress').getAttribute('data-completed-events')) === String(progress.completed_events));
+  check(progress.finished && progress.completed_events === frames.length,
+    `progress: ${JSON.stringify(progress)}, the capture has ${frames.length} events`);
 
   // 5
   const shot = path.join(OUT, 'screenshot.png');
