@@ -607,7 +607,7 @@
   };
 
   $('token').value = token();
-  $('token').addEventListener('change', (e) => sessionStorage.setItem('weir-token', e.target.value));
+  $('token').addEventListener('input', (e) => sessionStorage.setItem('weir-token', e.target.value));
   $('params').addEventListener('submit', submitParams);
   for (const b of document.querySelectorAll('[data-control]')) {
     b.addEventListener('click', async () => {

@@ -9,7 +9,9 @@
  *     params hash, and those values equal the means of frame[:till_x,
  *     from_y:] computed here from the frames `weir inspect --npy` exports —
  *     independent of the worker, the reducer and the HTTP server.
- *  3. An invalid till_x typed in the form shows weir's own error message.
+ *  3. weir runs with --token: a change without the token shows weir's 401
+ *     message; with the token typed in the form (kept in sessionStorage)
+ *     an invalid till_x shows weir's own validation message.
  *  4. till_x changed in the form, then Start (a new acquisition of the
  *     kept-alive replay): later results carry another params hash, and the
  *     plotted values equal the means for the new till_x.
@@ -37,6 +39,7 @@ const WEIR = path.join(BUILD, 'weir');
 const WORKER = path.join(BUILD, 'examples/roi_mean_worker.so');
 const REDUCER = path.join(BUILD, 'examples/tutorial_reducer.so');
 const TILL_X = 3, FROM_Y = 7, NEW_TILL_X = 5;
+const TOKEN = 'browser-test-token';
 const WAIT_MS = 30000;
 
 let weir = null;
@@ -185,7 +188,7 @@ async function main() {
   const base = `http://127.0.0.1:${port}`;
   const logfd = fs.openSync(path.join(OUT, 'weir.log'), 'w');
   weir = spawn(WEIR, ['replay', '-w', WORKER, '-r', REDUCER, '-f', CAPTURE, '-p', params,
-    '--port', String(port), '--keep-alive', '--rate', '20', '--no-progress',
+    '--port', String(port), '--keep-alive', '--rate', '20', '--no-progress', '--token', TOKEN,
     '--output-dir', path.join(OUT, 'output')], { stdio: ['ignore', logfd, logfd] });
   const getNpy = async (name) => {
     const r = await fetch(`${base}/api/v1/results/${name}.npy`);
@@ -239,20 +242,31 @@ async function main() {
   check(external.length === 0, `requests left 127.0.0.1: ${external.join(' ')}`);
   log(`first run: plotted = served = computed, params hash ${hash1}`);
 
-  // 3: an invalid value: weir's own message is shown (weir answers 400, so
-  // the browser logs one failed request; console errors were checked above).
+  // 3: weir answers 401 and 400 here, so the browser logs failed requests
+  // from now on; console errors were checked above.
+  const post = (body, token) => fetch(base + '/api/v1/parameters', {
+    method: 'POST', body: JSON.stringify(body),
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: 'Bearer ' + token } : {}) } });
+  const errorShown = (msg) => until(`the form to show "${msg}"`, async () =>
+    (await page.isVisible('#params-error')) && (await page.textContent('#params-error')).includes(msg));
   const till = page.locator('#param-till_x');
   check(await till.inputValue() === String(TILL_X), `the form shows till_x=${await till.inputValue()}`);
-  const bad = await fetch(base + '/api/v1/parameters', {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ till_x: 'three' }) });
-  check(bad.status === 400, `POST till_x="three" answered ${bad.status}`);
-  const badMsg = (await bad.json()).error;
+  // Without the token.
+  const noauth = await post({ till_x: 'three' });
+  check(noauth.status === 401, `POST without the token answered ${noauth.status}`);
+  const noauthMsg = (await noauth.json()).error;
   await till.fill('three');
   await page.click('#params button[type=submit]');
-  await page.locator('#params-error').waitFor({ state: 'visible', timeout: WAIT_MS });
-  const shown = await page.textContent('#params-error');
-  check(shown.includes(badMsg), `the form shows "${shown}", weir said "${badMsg}"`);
+  await errorShown(noauthMsg);
+  // With the token typed in the form: weir's validation message.
+  const bad = await post({ till_x: 'three' }, TOKEN);
+  check(bad.status === 400, `POST till_x="three" answered ${bad.status}`);
+  const badMsg = (await bad.json()).error;
   check(badMsg.includes('till_x'), `weir's message does not name the parameter: ${badMsg}`);
+  await page.fill('#token', TOKEN);
+  check(await page.evaluate(() => sessionStorage.getItem('weir-token')) === TOKEN, 'the token is not kept for the tab');
+  await page.click('#params button[type=submit]');
+  await errorShown(badMsg);
 
   // 4: a valid change, then a new acquisition; later results use it.
   await till.fill(String(NEW_TILL_X));
@@ -279,7 +293,7 @@ async function main() {
   const npy2 = await getNpy('roi_mean');
   check(same(npy2, want2), `served .npy ${JSON.stringify(npy2)} != computed ${JSON.stringify(want2)}`);
   check(external.length === 0, `requests left 127.0.0.1: ${external.join(' ')}`);
-  const unexpected = errors.filter((e) => !/status of 400/.test(e));
+  const unexpected = errors.filter((e) => !/status of 40[01]/.test(e));
   check(unexpected.length === 0, `console errors: ${unexpected.join(' | ')}`);
   log(`second run: till_x=${NEW_TILL_X}, params hash ${hash2}, plotted = served = computed`);
 
