@@ -971,6 +971,74 @@ static void test_replay_cli(void **state)
     assert_int_equal(wait_exit(pid, 20), 0);
 }
 
+/* weir run --continuous with "http" in the config: the server stays up
+ * between acquisitions (armed), shows the stream counters, and a parameter
+ * changed between scans applies to the next one. */
+static void test_run_cli(void **state)
+{
+    const char *dir = tu_tmpdir("http-run");
+    int port = tu_free_port(), zport = tu_free_port();
+    char cfg[8192];
+    snprintf(cfg, sizeof cfg,
+             "{\"streams\": [{\"name\": \"xrd\", \"protocol\": \"stins\", \"endpoint\": "
+             "\"tcp://127.0.0.1:%d\", \"socket\": \"pull\", \"bind\": true}], \"worker\": \"%s\", "
+             "\"reducer\": \"%s\", \"parameters\": {\"till_x\": \"3\", \"from_y\": \"7\"}, "
+             "\"output_dir\": \".\", \"http\": \"127.0.0.1:%d\"}",
+             zport, tu_build("examples/roi_mean_worker.so"),
+             tu_build("examples/tutorial_reducer.so"), port);
+    tu_write(dir, "run.json", cfg);
+    double m1[11], m2[11];
+    for (int i = 0; i < 11; i++)
+        m1[i] = m2[i] = NAN;
+    xrd_roi_means(m1, 3, 7);
+    xrd_roi_means(m2, 6, 4);
+    const char *args[] = {"run", "run.json", "--continuous", "--quiet", NULL};
+    pid_t pid = spawn_weir(dir, args);
+    wait_up(port, 20);
+    wait_state(port, "armed", 10);
+    for (int scan = 0; scan < 2; scan++) {
+        assert_int_equal(tu_run(dir, "%s sim stins --endpoint tcp://127.0.0.1:%d --from %s",
+                                tu_build("weir"), zport, tu_shared("dranspose/dump_xrd.cbors")),
+                         0);
+        double end = now_s() + 20;
+        cJSON *st;
+        for (;;) {
+            st = get_json(port, "/api/v1/status");
+            const cJSON *ss = cJSON_GetArrayItem(cJSON_GetObjectItem(st, "streams"), 0);
+            if (!strcmp(jstr(st, "state"), "armed") && ss &&
+                (int)jnum(ss, "received") == 11 * (scan + 1))
+                break;
+            cJSON_Delete(st);
+            if (now_s() > end) fail_msg("scan %d never ended", scan);
+            nap_ms(20);
+        }
+        const cJSON *ss = cJSON_GetArrayItem(cJSON_GetObjectItem(st, "streams"), 0);
+        assert_string_equal(jstr(ss, "name"), "xrd");
+        assert_int_equal((int)jnum(ss, "missing"), 0);
+        assert_int_equal((int)jnum(ss, "duplicates"), 0);
+        cJSON_Delete(st);
+        cJSON *rm = get_json(port, "/api/v1/results/roi_mean");
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(rm, "data");
+        assert_int_equal(cJSON_GetArraySize(d), 10);
+        for (int ev = 1; ev <= 9; ev++)
+            assert_float_equal(cJSON_GetArrayItem(d, ev)->valuedouble, scan ? m2[ev] : m1[ev],
+                               1e-12);
+        cJSON_Delete(rm);
+        if (!scan) {
+            resp r = post_json(port, "/api/v1/parameters", "{\"till_x\": 6, \"from_y\": 4}", NULL);
+            assert_int_equal(r.code, 200);
+            resp_free(&r);
+        }
+    }
+    resp r = post_json(port, "/api/v1/control/start", NULL, NULL);
+    assert_int_equal(r.code, 409);
+    resp_free(&r);
+    r = post_json(port, "/api/v1/control/stop", NULL, NULL);
+    assert_int_equal(r.code, 200);
+    resp_free(&r);
+    assert_int_equal(wait_exit(pid, 20), 0);
+}
+
 /* A longer synthetic capture for stop/abort/slow-client runs. */
 static const char *synth_capture(const char *dir, int frames)
 {
@@ -1351,15 +1419,11 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_token_equal),
-        cmocka_unit_test(test_snapshot_consistency),
-        cmocka_unit_test(test_bind_and_options),
-        cmocka_unit_test(test_api_in_process),
-        cmocka_unit_test(test_sse_and_stop),
-        cmocka_unit_test(test_abort_in_process),
-        cmocka_unit_test(test_replay_cli),
-        cmocka_unit_test(test_replay_stop_abort),
-        cmocka_unit_test(test_abuse),
+        cmocka_unit_test(test_token_equal),      cmocka_unit_test(test_snapshot_consistency),
+        cmocka_unit_test(test_bind_and_options), cmocka_unit_test(test_api_in_process),
+        cmocka_unit_test(test_sse_and_stop),     cmocka_unit_test(test_abort_in_process),
+        cmocka_unit_test(test_replay_cli),       cmocka_unit_test(test_replay_stop_abort),
+        cmocka_unit_test(test_run_cli),          cmocka_unit_test(test_abuse),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
