@@ -4,7 +4,10 @@
  * channel of DECTRIS stream v1/v2 images — (exact for integer pixels:
  * accumulated in 64-bit integers, then converted). It is also the
  * CPU-bound reference worker of the replay benchmark, so its inner loop is
- * the same plain loop a hand-written C program would use. */
+ * the same plain loop a hand-written C program would use.
+ *
+ * With send_frame=True it also sends the frame itself as "frame", for
+ * reducers that build images (sum_image_reducer.c's live "sum_image"). */
 #include <weir/plugin.h>
 
 #include <string.h>
@@ -45,6 +48,8 @@ static double frame_sum(weir_pctx *ctx, const weir_array *a)
 static const weir_param_desc params[] = {
     {"repeat", WEIR_PARAM_INT, "1",
      "sum each frame this many times (CPU-bound load for benchmarks)"},
+    {"send_frame", WEIR_PARAM_BOOL, "False",
+     "also send each frame as \"frame\" (for sum_image_reducer)"},
 };
 
 /* Emits {"sum": ...} for one frame, summed `repeat` times (CPU load for
@@ -60,6 +65,7 @@ static int emit_sum(weir_pctx *ctx, const weir_array *a)
     }
     weir_result *r = h->result_new(ctx);
     int rc = r ? h->result_set_f64(r, "sum", sum) : WEIR_ENOMEM;
+    if (!rc && h->param_bool(ctx, "send_frame")) rc = h->result_set_array(r, "frame", a);
     if (!rc) return h->emit(ctx, r);
     h->result_free(r);
     return rc;
@@ -162,6 +168,6 @@ const weir_plugin weir_plugin_descriptor = {
     .name = "frame_sum",
     .description = "sum of all pixels of every STINS image",
     .params = params,
-    .nparams = 1,
+    .nparams = sizeof params / sizeof params[0],
     .process_event = process_event,
 };

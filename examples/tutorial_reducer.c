@@ -7,9 +7,16 @@
  * `from_y`. Each {"intensity": v} result is written to row event_number
  * (results arrive in any order; rows never written stay NaN). {"sum": v}
  * results from the frame-sum worker go to a float64 dataset `sum`. An empty
- * filename means live view: nothing is written, as the tutorial asks. */
+ * filename means live view: nothing is written, as the tutorial asks.
+ *
+ * Live results (host ABI >= 1.6): after every intensity it publishes
+ * "roi_mean" (float64 trace indexed by event number, NaN where no value has
+ * arrived yet), "last_roi_mean" (the latest value) and "events" (how many
+ * intensities arrived), and commits them together, so a live view always
+ * sees the three agree. */
 #include <weir/plugin.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +27,9 @@ typedef struct {
     int live_view;
     char path[4096];
     uint64_t rows;
+    double *trace; /* roi_mean by event number, NaN = none yet */
+    size_t ntrace, captrace;
+    int64_t nvalues;
 } reducer;
 
 /* The ROI parameters are recorded in the output; declared here too (same
@@ -73,6 +83,36 @@ static int open_output(weir_pctx *ctx, reducer *st, const char *raw)
     return rc;
 }
 
+/* Records v at event ev and publishes the trace, the value and the count. */
+static int publish_intensity(weir_pctx *ctx, reducer *st, uint64_t ev, double v)
+{
+    const weir_host *h = ctx->host;
+    if (h->abi_minor < 6 || ev > (1u << 26)) return WEIR_OK; /* no live results / absurd */
+    if (ev >= st->captrace) {
+        size_t cap = st->captrace ? st->captrace : 256;
+        while (cap <= ev)
+            cap *= 2;
+        double *t = realloc(st->trace, cap * sizeof *t);
+        if (!t) return WEIR_ENOMEM;
+        for (size_t i = st->captrace; i < cap; i++)
+            t[i] = NAN;
+        st->trace = t;
+        st->captrace = cap;
+    }
+    st->trace[ev] = v;
+    if (ev >= st->ntrace) st->ntrace = ev + 1;
+    st->nvalues++;
+    weir_array a = {.dtype = {WEIR_DT_F64, WEIR_LITTLE}, .ndim = 1};
+    a.shape[0] = st->ntrace;
+    a.strides[0] = sizeof(double);
+    a.data = (const uint8_t *)st->trace;
+    int rc = h->publish_array(ctx, "roi_mean", &a);
+    if (!rc) rc = h->publish_f64(ctx, "last_roi_mean", v);
+    if (!rc) rc = h->publish_i64(ctx, "events", st->nvalues);
+    if (!rc) rc = h->publish_commit(ctx);
+    return rc;
+}
+
 static int process_result(weir_pctx *ctx, void *self, const weir_result *res)
 {
     const weir_host *h = ctx->host;
@@ -88,8 +128,12 @@ static int process_result(weir_pctx *ctx, void *self, const weir_result *res)
         }
         return open_output(ctx, st, fn);
     }
-    if (!st->h5) return WEIR_OK;
     uint64_t ev = h->result_event(res);
+    if (h->result_get_f64(res, "intensity", &v) == WEIR_OK) {
+        int prc = publish_intensity(ctx, st, ev, v);
+        if (prc) return prc;
+    }
+    if (!st->h5) return WEIR_OK;
     if (h->result_get_f64(res, "intensity", &v) == WEIR_OK) {
         float f = (float)v;
         int rc = h->h5_write_row(st->h5, "reduced", ev, &f);
@@ -125,6 +169,8 @@ static int finish(weir_pctx *ctx, void *self)
 
 static void destroy(void *self)
 {
+    reducer *st = self;
+    if (st) free(st->trace);
     free(self); /* finish closed the file; an aborted run leaves it to HDF5 at exit */
 }
 

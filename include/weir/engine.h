@@ -26,6 +26,7 @@
 #include "weir/message.h"
 #include "weir/params.h"
 #include "weir/plugin.h"
+#include "weir/results.h"
 
 /* A source of events. next() returns 0 with *ev (transfer full), 0 with
  * *ev == NULL at the end, or a negative code (the run then ends with that
@@ -63,6 +64,10 @@ typedef struct {
     const char *const *inputs; /* names for host->input_name */
     size_t ninputs;
     const char *output_dir;
+    /* where the reducer's published values go (borrowed: it must outlive
+     * the engine, so a server can keep serving them between runs); NULL =
+     * the engine keeps its own store */
+    weir_results *results;
 } weir_engine_config;
 
 #define WEIR_MAX_REASONS 8
@@ -93,7 +98,9 @@ typedef struct {
     uint64_t timer_calls;
     double wall_seconds;
     int running;
-    int error; /* first fatal error code, 0 if none */
+    int workers_alive; /* worker threads started and not yet ended */
+    int aborted;       /* weir_engine_abort was called */
+    int error;         /* first fatal error code, 0 if none */
     char error_text[256];
 } weir_stats;
 
@@ -109,12 +116,26 @@ int weir_engine_start(weir_engine *e, weir_source src);
 int weir_engine_wait(weir_engine *e, int timeout_ms);
 /* Asks the source loop to stop reading; what is queued is still processed. */
 void weir_engine_stop(weir_engine *e);
+/* Ends the run at once: the source stops, queued events and results are
+ * discarded (counted as rejected, "aborted"), finish() still runs, and the
+ * run ends with WEIR_EABORTED ("aborted"). Thread-safe. */
+void weir_engine_abort(weir_engine *e);
 /* Final status of a finished run: 0 or the first fatal error. */
 int weir_engine_status(const weir_engine *e);
 void weir_engine_stats(weir_engine *e, weir_stats *out);
 /* Changes a parameter; applies from the next event each worker takes. */
 int weir_engine_set_param(weir_engine *e, const char *name, const void *data, size_t len, char *err,
                           size_t errlen);
+/* Changes n parameters at once (values as text, dranspose's byte form):
+ * either all change, in one new parameter version, or none (err names the
+ * first bad one). Unknown names are refused. */
+int weir_engine_set_params(weir_engine *e, size_t n, const char *const *names,
+                           const char *const *values, char *err, size_t errlen);
+/* A copy of the current parameter set (caller frees); NULL on OOM.
+ * Thread-safe, unlike weir_engine_params. */
+weir_params *weir_engine_params_copy(weir_engine *e);
+/* The results store the reducer publishes into (borrowed). */
+weir_results *weir_engine_results(weir_engine *e);
 /* Describes the current acquisition for the plug-ins (host->nav_shape):
  * its scan (navigation) shape, ndim 0 when not known, and its frame count
  * (0 = not announced). Sources call it before they return the acquisition's

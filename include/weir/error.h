@@ -29,7 +29,8 @@
     X(RANGE, -20, "value out of range")                                                            \
     X(THREAD, -21, "thread error")                                                                 \
     X(ZLIB, -22, "gzip stream is corrupt")                                                         \
-    X(DUPLICATE, -23, "duplicate entry")
+    X(DUPLICATE, -23, "duplicate entry")                                                           \
+    X(ABORTED, -24, "aborted")
 
 enum weir_errno {
     WEIR_OK = 0,

@@ -75,6 +75,22 @@ void weir_live_stop(weir_live *l);
 /* Messages received, discarded before a header, malformed, per stream. */
 void weir_live_report(const weir_live *l, FILE *f);
 uint64_t weir_live_rejected(const weir_live *l);
+/* Per-stream counters as of the last event the source built (for the HTTP
+ * status; safe from any thread while the source runs). */
+typedef struct {
+    char name[64], protocol[32];
+    uint64_t received, bytes; /* messages and bytes received */
+    uint64_t discarded;       /* before a series header */
+    uint64_t malformed;       /* could not be decoded */
+    uint64_t missing;         /* frames never seen (gaps) */
+    uint64_t duplicates;      /* frames seen twice */
+    uint64_t out_of_order;    /* frames that came after later ones */
+    uint64_t series_mismatch; /* of another series than the header's */
+    uint64_t stray_headers;   /* headers in the middle of a series */
+    uint64_t timeouts;        /* frames given up after the stream's timeout */
+} weir_live_stream_stats;
+/* Copies up to cap streams' counters; returns how many. */
+size_t weir_live_stream_stats_get(weir_live *l, weir_live_stream_stats *out, size_t cap);
 void weir_live_close(weir_live *l);
 
 #endif

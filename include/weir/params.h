@@ -55,6 +55,17 @@ int weir_params_load_cbor(weir_params *p, const uint8_t *data, size_t len, char 
 
 size_t weir_params_count(const weir_params *p);
 const char *weir_params_name(const weir_params *p, size_t i);
+/* What is known about the i-th parameter; strings borrowed from p (valid
+ * while p lives and is unchanged). default_value and description are NULL
+ * for values nobody declared. WEIR_ENOTFOUND past the end. */
+typedef struct {
+    const char *name;
+    weir_param_type type;
+    int declared;
+    const char *description;
+    const char *default_value;
+} weir_param_info;
+int weir_params_info(const weir_params *p, size_t i, weir_param_info *out);
 /* Lookups; WEIR_ENOTFOUND if absent, WEIR_EPARAM if of another type. */
 int weir_params_get_int(const weir_params *p, const char *name, int64_t *out);
 int weir_params_get_float(const weir_params *p, const char *name, double *out);

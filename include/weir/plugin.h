@@ -40,8 +40,8 @@
 
 #define WEIR_ABI_MAJOR 1
 /* 1.1: DECTRIS parsing; 1.2: Merlin frames; 1.3: Concert; 1.4: nav_shape;
- * 1.5: ASI TPX3 frames */
-#define WEIR_ABI_MINOR 5
+ * 1.5: ASI TPX3 frames; 1.6: live results (publish_*) */
+#define WEIR_ABI_MINOR 6
 
 typedef enum { WEIR_PLUGIN_WORKER = 1, WEIR_PLUGIN_REDUCER = 2 } weir_plugin_kind;
 
@@ -207,6 +207,20 @@ struct weir_host {
      * array_release). An empty packet gives *kind 0. */
     int (*tpx3_frame)(weir_pctx *ctx, const weir_event *ev, const char *stream, int *kind,
                       weir_array *out);
+
+    /* --- live results (ABI 1.6; reducer only) --- */
+    /* Stage a named value for the live view (HTTP /api/v1/results); the
+     * value is copied (arrays: any strides, stored C-contiguous). Nothing
+     * staged is visible until publish_commit, which makes every value staged
+     * since the previous commit visible together, so readers never see a
+     * half-updated set. Each value records the parameters hash of the
+     * result being processed (or the reducer's current one in timer and
+     * finish). Names: 1..200 bytes. WEIR_EINVAL when called from a worker. */
+    int (*publish_f64)(weir_pctx *ctx, const char *name, double v);
+    int (*publish_i64)(weir_pctx *ctx, const char *name, int64_t v);
+    int (*publish_str)(weir_pctx *ctx, const char *name, const char *v);
+    int (*publish_array)(weir_pctx *ctx, const char *name, const weir_array *a);
+    int (*publish_commit)(weir_pctx *ctx);
 };
 
 #endif

@@ -30,6 +30,7 @@ typedef struct {
     weir_param_type type;
     int declared;
     char *description;
+    char *def;  /* declared default as text (NULL if undeclared) */
     char *data; /* raw bytes, NUL-terminated for convenience */
     size_t len;
     int64_t i;
@@ -53,6 +54,7 @@ static void param_clear(param *p)
 {
     free(p->name);
     free(p->description);
+    free(p->def);
     free(p->data);
 }
 
@@ -88,9 +90,12 @@ weir_params *weir_params_clone(const weir_params *src)
         *d = src->v[i];
         d->name = strdup(src->v[i].name);
         d->description = src->v[i].description ? strdup(src->v[i].description) : NULL;
+        d->def = src->v[i].def ? strdup(src->v[i].def) : NULL;
         d->data = dupmem(src->v[i].data, src->v[i].len);
         p->n++;
-        if (!d->name || !d->data || (src->v[i].description && !d->description)) goto fail;
+        if (!d->name || !d->data || (src->v[i].description && !d->description) ||
+            (src->v[i].def && !d->def))
+            goto fail;
     }
     memcpy(p->hash, src->hash, sizeof p->hash);
     p->hash_valid = src->hash_valid;
@@ -254,6 +259,9 @@ int weir_params_declare(weir_params *p, const weir_param_desc *d, char *err, siz
     e->declared = 1;
     free(e->description);
     e->description = d->description ? strdup(d->description) : NULL;
+    free(e->def);
+    e->def = strdup(def);
+    if (!e->def) return WEIR_ENOMEM;
     p->hash_valid = 0;
     if (had_value) {
         /* A value set before the declaration (from a file read first) must
@@ -472,6 +480,18 @@ done:
 size_t weir_params_count(const weir_params *p)
 {
     return p->n;
+}
+
+int weir_params_info(const weir_params *p, size_t i, weir_param_info *out)
+{
+    if (i >= p->n) return WEIR_ENOTFOUND;
+    const param *e = &p->v[i];
+    out->name = e->name;
+    out->type = e->type;
+    out->declared = e->declared;
+    out->description = e->description;
+    out->default_value = e->def;
+    return WEIR_OK;
 }
 
 const char *weir_params_name(const weir_params *p, size_t i)

@@ -21,7 +21,9 @@
 #include "sardana_http.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -195,6 +197,11 @@ typedef struct {
 } stream;
 
 struct weir_live {
+    /* per-stream counters as of the last event built, for other threads
+     * (weir_live_stream_stats_get); the live counters belong to the source
+     * thread alone */
+    pthread_mutex_t pub_mu;
+    weir_live_stream_stats *pub;
     void *zctx;
     stream *s;
     size_t n;
@@ -224,11 +231,13 @@ int weir_live_open(const weir_stream_cfg *cfg, size_t n, int rcvhwm, weir_live *
     *out = NULL;
     weir_live *l = calloc(1, sizeof *l);
     if (!l) return WEIR_ENOMEM;
+    pthread_mutex_init(&l->pub_mu, NULL);
     l->zctx = zmq_ctx_new();
     l->s = calloc(n, sizeof *l->s);
+    l->pub = calloc(n ? n : 1, sizeof *l->pub);
     l->n = n;
     int rc = WEIR_ENOMEM;
-    if (!l->zctx || !l->s) goto fail;
+    if (!l->zctx || !l->s || !l->pub) goto fail;
     for (size_t i = 0; i < n; i++) {
         stream *s = &l->s[i];
         for (size_t k = 0; cfg[i].protocol && k < sizeof protocols / sizeof protocols[0]; k++)
@@ -707,7 +716,47 @@ static void end_series(weir_live *l)
     l->in_acq = 0;
 }
 
+static void publish_stats(weir_live *l)
+{
+    pthread_mutex_lock(&l->pub_mu);
+    for (size_t i = 0; l->pub && i < l->n; i++) {
+        const stream *s = &l->s[i];
+        weir_live_stream_stats *p = &l->pub[i];
+        snprintf(p->name, sizeof p->name, "%s", s->name);
+        snprintf(p->protocol, sizeof p->protocol, "%s", s->typ ? s->typ : "");
+        p->received = s->received;
+        p->bytes = s->bytes;
+        p->discarded = s->discarded;
+        p->malformed = s->malformed;
+        p->missing = s->gaps;
+        p->duplicates = s->duplicates;
+        p->out_of_order = s->reordered;
+        p->series_mismatch = s->wrong_series;
+        p->stray_headers = s->late_headers;
+        p->timeouts = s->timeouts;
+    }
+    pthread_mutex_unlock(&l->pub_mu);
+}
+
+size_t weir_live_stream_stats_get(weir_live *l, weir_live_stream_stats *out, size_t cap)
+{
+    pthread_mutex_lock(&l->pub_mu);
+    size_t n = l->n < cap ? l->n : cap;
+    if (l->pub) memcpy(out, l->pub, n * sizeof *out);
+    pthread_mutex_unlock(&l->pub_mu);
+    return l->pub ? n : 0;
+}
+
+static int next_event(void *ud, weir_event **out);
+
 static int next(void *ud, weir_event **out)
+{
+    int rc = next_event(ud, out);
+    publish_stats(ud);
+    return rc;
+}
+
+static int next_event(void *ud, weir_event **out)
 {
     weir_live *l = ud;
     *out = NULL;
@@ -910,6 +959,8 @@ void weir_live_report(const weir_live *l, FILE *f)
 void weir_live_close(weir_live *l)
 {
     if (!l) return;
+    free(l->pub);
+    pthread_mutex_destroy(&l->pub_mu);
     if (l->s) end_series(l);
     for (size_t i = 0; l->s && i < l->n; i++) {
         weir_sardana_http_stop(l->s[i].http);

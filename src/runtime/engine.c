@@ -128,8 +128,10 @@ int weir_engine_new(const weir_engine_config *cfg, weir_engine **out, char *err,
     e->has_source = e->has_reducer = 1;
     if (e->local) memset(e->local, 1, (size_t)n);
     e->rq = chan_queue_new(e->cfg.result_queue_depth);
-    if (!e->params || !e->output_dir || !e->inputs || !e->wq || !e->wctx || !e->worker_threads ||
-        !e->s_worker || !e->s_worker_mu || !e->rq)
+    e->results = cfg->results;
+    if (!e->results) e->results = e->own_results = weir_results_new();
+    if (!e->results || !e->params || !e->output_dir || !e->inputs || !e->wq || !e->wctx ||
+        !e->worker_threads || !e->s_worker || !e->s_worker_mu || !e->rq)
         goto fail;
     for (size_t i = 0; i < cfg->ninputs; i++)
         if (!(e->inputs[i] = strdup(cfg->inputs[i]))) goto fail;
@@ -267,6 +269,8 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(c->stats_mu);
         if (!init_ok) {
             engine_reject(c->stats, c->stats_mu, "worker init failed; event discarded");
+        } else if (atomic_load(&e->aborting)) {
+            engine_reject(c->stats, c->stats_mu, "aborted; event discarded");
         } else {
             refresh_params(c);
             c->cur_event = ev->number;
@@ -289,6 +293,9 @@ static void *worker_main(void *arg)
     c->self = NULL;
     envelope done = {.kind = ENV_WORKER_DONE, .worker = c->worker};
     e->rq->ops->send(e->rq, &done, NULL);
+    pthread_mutex_lock(&e->mu);
+    e->workers_alive--;
+    pthread_mutex_unlock(&e->mu);
     role_exit(e);
     return NULL;
 }
@@ -354,12 +361,16 @@ static void *reducer_main(void *arg)
             WEIR_LOGW(COMP, "worker %d: %s", env.worker, err);
         } else if (!init_ok) {
             engine_reject(c->stats, c->stats_mu, "reducer init failed; result discarded");
+        } else if (atomic_load(&e->aborting)) {
+            engine_reject(c->stats, c->stats_mu, "aborted; result discarded");
         } else {
             refresh_params(c);
             c->cur_event = weir_result_event(r);
+            c->cur_hash = weir_result_params_hash(r);
             double t0 = engine_now();
             rc = c->plugin->process_result(&c->pub, c->self, r);
             add_user_time(c, t0);
+            c->cur_hash = NULL;
             if (rc)
                 reject_rc(c, "process_result", rc, c->cur_event);
             else {
@@ -628,8 +639,14 @@ int weir_engine_start(weir_engine *e, weir_source src)
     for (int i = 0; i < n && !rc; i++) {
         if (!e->local[i]) continue;
         ctx_init(e, &e->wctx[i], i, e->cfg.worker, &e->s_worker[i], &e->s_worker_mu[i]);
+        pthread_mutex_lock(&e->mu);
+        e->workers_alive++; /* before the thread can end and count down */
+        pthread_mutex_unlock(&e->mu);
         if (!(e->w_started[i] =
                   (unsigned char)spawn(e, &e->worker_threads[i], worker_main, &e->wctx[i]))) {
+            pthread_mutex_lock(&e->mu);
+            e->workers_alive--;
+            pthread_mutex_unlock(&e->mu);
             abort_start(e, "worker");
             rc = WEIR_ETHREAD;
         }
@@ -668,6 +685,12 @@ int weir_engine_wait(weir_engine *e, int timeout_ms)
 void weir_engine_stop(weir_engine *e)
 {
     atomic_store(&e->stop, 1);
+}
+
+void weir_engine_abort(weir_engine *e)
+{
+    atomic_store(&e->aborting, 1);
+    engine_fail(e, WEIR_EABORTED, "aborted");
 }
 
 int weir_engine_status(const weir_engine *e)
@@ -733,6 +756,8 @@ void weir_engine_stats(weir_engine *e, weir_stats *out)
     }
     pthread_mutex_lock(&e->mu);
     out->timer_calls = e->timer_calls;
+    out->workers_alive = e->workers_alive;
+    out->aborted = atomic_load(&e->aborting);
     out->running = e->started && !e->done;
     out->wall_seconds = e->started ? (e->done ? e->t_end : engine_now()) - e->t_start : 0;
     out->error = e->error;
@@ -748,6 +773,44 @@ int weir_engine_set_param(weir_engine *e, const char *name, const void *data, si
     if (!rc) atomic_fetch_add(&e->params_version, 1);
     pthread_mutex_unlock(&e->params_mu);
     return rc;
+}
+
+int weir_engine_set_params(weir_engine *e, size_t n, const char *const *names,
+                           const char *const *values, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&e->params_mu);
+    int rc = WEIR_ENOMEM;
+    weir_params *next = weir_params_clone(e->params);
+    if (!next) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    rc = WEIR_OK;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = weir_params_set(next, names[i], values[i], strlen(values[i]), 1, err, errlen);
+    if (rc) goto out;
+    weir_params *old = e->params;
+    e->params = next;
+    next = old;
+    atomic_fetch_add(&e->params_version, 1);
+out:
+    weir_params_free(next);
+    pthread_mutex_unlock(&e->params_mu);
+    return rc;
+}
+
+weir_params *weir_engine_params_copy(weir_engine *e)
+{
+    pthread_mutex_lock(&e->params_mu);
+    weir_params *p = weir_params_clone(e->params);
+    pthread_mutex_unlock(&e->params_mu);
+    if (p) weir_params_hash(p);
+    return p;
+}
+
+weir_results *weir_engine_results(weir_engine *e)
+{
+    return e->results;
 }
 
 const weir_params *weir_engine_params(const weir_engine *e)
@@ -814,6 +877,7 @@ void weir_engine_free(weir_engine *e)
     if (e->rq) e->rq->ops->destroy(e->rq);
     weir_params_free(e->rctx.params);
     weir_params_free(e->params);
+    weir_results_free(e->own_results);
     for (size_t i = 0; e->inputs && e->inputs[i]; i++)
         free(e->inputs[i]);
     free(e->inputs);

@@ -19,6 +19,7 @@ typedef struct {
     weir_params *params;
     unsigned params_version;
     uint64_t cur_event;
+    const char *cur_hash; /* reducer: params hash of the result being processed */
     weir_stage_stats *stats;
     pthread_mutex_t *stats_mu;
     double emit_blocked_s; /* time blocked in emit() during the current callback */
@@ -47,10 +48,14 @@ struct weir_engine {
     int has_source, has_reducer;
     unsigned char *local, *w_started;
     int src_started, red_started;
-    int active; /* role threads still running, guarded by mu */
+    int active;        /* role threads still running, guarded by mu */
+    int workers_alive; /* guarded by mu */
 
     weir_source src;
     atomic_int stop;
+    atomic_int aborting;
+    weir_results *results; /* cfg.results or own_results */
+    weir_results *own_results;
 
     pthread_mutex_t mu; /* guards the fields below and the stats */
     pthread_cond_t done_cv;

@@ -258,6 +258,48 @@ static int h_nav_shape(weir_pctx *ctx, int64_t *shape, int cap, uint64_t *frames
     return n;
 }
 
+/* Live results: only the reducer publishes (one thread, so staging and
+ * commit never interleave between publishers). */
+static const char *publish_hash(role_ctx *rc)
+{
+    return rc->cur_hash ? rc->cur_hash : weir_params_hash(rc->params);
+}
+
+static int h_publish_f64(weir_pctx *ctx, const char *name, double v)
+{
+    role_ctx *rc = RC(ctx);
+    if (rc->worker >= 0) return WEIR_EINVAL;
+    return weir_results_stage_f64(rc->eng->results, name, v, publish_hash(rc));
+}
+
+static int h_publish_i64(weir_pctx *ctx, const char *name, int64_t v)
+{
+    role_ctx *rc = RC(ctx);
+    if (rc->worker >= 0) return WEIR_EINVAL;
+    return weir_results_stage_i64(rc->eng->results, name, v, publish_hash(rc));
+}
+
+static int h_publish_str(weir_pctx *ctx, const char *name, const char *v)
+{
+    role_ctx *rc = RC(ctx);
+    if (rc->worker >= 0) return WEIR_EINVAL;
+    return weir_results_stage_str(rc->eng->results, name, v, publish_hash(rc));
+}
+
+static int h_publish_array(weir_pctx *ctx, const char *name, const weir_array *a)
+{
+    role_ctx *rc = RC(ctx);
+    if (rc->worker >= 0) return WEIR_EINVAL;
+    return weir_results_stage_array(rc->eng->results, name, a, publish_hash(rc));
+}
+
+static int h_publish_commit(weir_pctx *ctx)
+{
+    role_ctx *rc = RC(ctx);
+    if (rc->worker >= 0) return WEIR_EINVAL;
+    return weir_results_commit(rc->eng->results);
+}
+
 const weir_host weir_host_table = {
     .abi_major = WEIR_ABI_MAJOR,
     .abi_minor = WEIR_ABI_MINOR,
@@ -316,4 +358,9 @@ const weir_host weir_host_table = {
     .concert_clear = weir_concert_clear,
     .nav_shape = h_nav_shape,
     .tpx3_frame = h_tpx3_frame,
+    .publish_f64 = h_publish_f64,
+    .publish_i64 = h_publish_i64,
+    .publish_str = h_publish_str,
+    .publish_array = h_publish_array,
+    .publish_commit = h_publish_commit,
 };

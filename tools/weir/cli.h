@@ -31,6 +31,32 @@ int cli_parse_u64(const char *opt, const char *s, uint64_t *out);
 struct cJSON;
 struct cJSON *cli_read_json(const char *verb, const char *path);
 
+/* ---- the HTTP control plane's options (http_cli.c) ---- */
+#include "weir/http.h"
+typedef struct {
+    int enabled;
+    char addr[64];
+    int port;
+    const char *token, *web_dir, *cors;
+    int sse_period_ms;
+} cli_http_opts;
+#define CLI_HTTP_HELP                                                                              \
+    "HTTP control plane (live view, REST API under /api/v1):\n"                                    \
+    "      --http ADDR:PORT      serve on ADDR:PORT (IPv4; 127.0.0.1 is the safe choice)\n"        \
+    "      --port N              the same as --http 127.0.0.1:N\n"                                 \
+    "      --token T             every POST needs 'Authorization: Bearer T' (or env WEIR_TOKEN)\n" \
+    "      --web-dir DIR         the live page's files (default: web/ beside the weir binary)\n"   \
+    "      --cors ORIGIN         allow this browser origin (default: no CORS headers)\n"           \
+    "      --sse-period MS       least interval between live-update events (default 100)\n"
+/* Consumes an HTTP option at argv[*i]: 1 if it was one, 0 if not, -1 on a
+ * bad value (message printed). */
+int cli_http_option(int argc, char **argv, int *i, cli_http_opts *o);
+int cli_http_parse_addr(const char *s, cli_http_opts *o);
+/* Starts the server when enabled (*out NULL otherwise); fills the address,
+ * token and web fields of cfg (the caller sets the hooks). -1 on failure. */
+int cli_http_start(const cli_http_opts *o, const char *verb, weir_http_config *cfg,
+                   weir_http **out);
+
 /* ---- active acquisition for weir run (run_active.c) ---- */
 /* From the config's "active" object (NULL: passive, *out NULL). Each call
  * with a NULL handle does nothing. */

@@ -20,7 +20,15 @@
  *             "config": {"nimages": 4, "ntrigger": 2, "trigger_mode": "ints"}}
  *          or {"detector": "merlin", "control": "HOST:6341", "frames": 9,
  *             "trigger": "soft"|"hard"} (omitted: passive),
- *  "parameters": {"till_x": "3", "from_y": "7"}} */
+ *  "parameters": {"till_x": "3", "from_y": "7"},
+ *  "http": "127.0.0.1:5000"}
+ *
+ * With "http" (or --http / --port) the HTTP control plane serves the run:
+ * the engine is re-created per acquisition, so the server is attached to
+ * each in turn and keeps serving between them (state armed while waiting
+ * for a series, finished after it; the results stay visible). Parameters
+ * changed over HTTP carry over to the next acquisition. Stop and abort
+ * end the acquisition and the run, as Ctrl-C does. */
 #include "cli.h"
 
 #include "weir/engine.h"
@@ -51,6 +59,18 @@ static void on_signal(int sig)
     if (g_live) weir_live_stop(g_live);
 }
 
+/* The control plane's hook: stop and abort end the live source (the
+ * server has already told the engine); a run cannot be started from HTTP. */
+static int run_control(void *ud, weir_http_cmd cmd, char *err, size_t errlen)
+{
+    if (cmd == WEIR_HTTP_START) {
+        snprintf(err, errlen, "weir run starts with the detector's series, not on request");
+        return WEIR_EINVAL;
+    }
+    weir_live_stop(ud);
+    return 0;
+}
+
 static void run_help(FILE *f)
 {
     fprintf(f,
@@ -67,8 +87,9 @@ static void run_help(FILE *f)
             "WEIR_FRAMES and WEIR_DETECTOR_SHAPE and prints the shape), active (weir arms\n"
             "and triggers the detector: {detector: dectris, api: HOST:PORT, config: {...},\n"
             "header_detail} or {detector: merlin, control: HOST:PORT, frames, trigger:\n"
-            "soft|hard}; without it weir waits for an acquisition started elsewhere).\n\n%s",
-            CLI_MPI_HELP);
+            "soft|hard}; without it weir waits for an acquisition started elsewhere), http\n"
+            "(\"ADDR:PORT\": the control plane, as --http).\n\n%s\n%s",
+            CLI_HTTP_HELP, CLI_MPI_HELP);
 }
 
 static const char *jstr(const cJSON *o, const char *k)
@@ -313,7 +334,10 @@ static void ready_reap(acq_ctx *a)
 int cmd_run(int argc, char **argv)
 {
     const char *path = NULL;
-    int continuous = 0, quiet = 0, rc = 2, mrc;
+    int continuous = 0, quiet = 0, rc = 2, mrc, hrc;
+    cli_http_opts ho = {0};
+    weir_http *http = NULL;
+    weir_results *results = NULL;
     weir_mpi_opts mo = CLI_MPI_DEFAULTS;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -325,6 +349,8 @@ int cmd_run(int argc, char **argv)
             quiet = 1;
         } else if ((mrc = cli_mpi_option(argc, argv, &i, &mo)) != 0) {
             if (mrc < 0) return 2;
+        } else if ((hrc = cli_http_option(argc, argv, &i, &ho)) != 0) {
+            if (hrc < 0) return 2;
         } else if (argv[i][0] != '-' && !path) {
             path = argv[i];
         } else {
@@ -485,6 +511,20 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "weir run: %s: %s\n", path, err);
         goto out;
     }
+    const char *httpj = jstr(cfgj, "http");
+    if (httpj && !ho.enabled && cli_http_parse_addr(httpj, &ho)) goto out;
+    if (ho.enabled && mpi) {
+        fprintf(stderr, "weir run: the HTTP control plane runs without mpirun only (for now)\n");
+        goto out;
+    }
+    if (ho.enabled) {
+        results = weir_results_new();
+        weir_http_config hc = {.control = run_control, .hook_ud = live};
+        if (!results || cli_http_start(&ho, "run", &hc, &http)) goto out;
+        weir_http_attach(http, NULL, results);
+        weir_http_attach_live(http, live);
+        cfg.results = results;
+    }
     if (mpi) {
         live_src ls = {live};
         cli_source cs = {ls_open, ls_report, ls_close, &ls};
@@ -504,6 +544,7 @@ int cmd_run(int argc, char **argv)
             rc = 1;
             break;
         }
+        if (http) weir_http_set_state(http, WEIR_HTTP_ARMED, NULL);
         if (ready_hook(&acq, scan + 1)) {
             rc = 1;
             break;
@@ -518,7 +559,13 @@ int cmd_run(int argc, char **argv)
             break;
         }
         weir_engine *eng = NULL;
-        if (weir_engine_new(&cfg, &eng, err, sizeof err)) {
+        /* parameters changed over HTTP carry over to the next acquisition */
+        weir_params *now = http ? weir_http_params(http) : NULL;
+        if (now) cfg.params = now;
+        int erc = weir_engine_new(&cfg, &eng, err, sizeof err);
+        cfg.params = params;
+        weir_params_free(now);
+        if (erc) {
             fprintf(stderr, "weir run: %s\n", err);
             weir_event_free(pf.first);
             rc = 1;
@@ -534,10 +581,20 @@ int cmd_run(int argc, char **argv)
             WEIR_LOGI("run", "acquisition %d: %" PRIu64 " frames, nav shape (%s)", scan, acq.frames,
                       shp);
         }
+        if (http) {
+            weir_results_clear(results);
+            weir_http_attach(http, eng, results);
+            weir_http_set_state(http, WEIR_HTTP_RUNNING, NULL);
+        }
         weir_engine_start(eng, (weir_source){prefetched_next, NULL, &pf});
         weir_engine_wait(eng, -1);
         weir_stats st;
         weir_engine_stats(eng, &st);
+        if (http) {
+            weir_http_detach(http);
+            weir_http_set_state(http, st.error ? WEIR_HTTP_ERROR : WEIR_HTTP_FINISHED,
+                                st.error ? st.error_text : NULL);
+        }
         weir_engine_free(eng);
         if (!quiet) {
             fprintf(stderr, "weir run: acquisition %d: %" PRIu64 " events\n", scan,
@@ -563,6 +620,8 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "weir run: peak memory %.1f MB\n", ru.ru_maxrss / 1024.0);
     if (!rc && weir_live_rejected(live)) rc = 3;
 out:
+    weir_http_stop(http);
+    weir_results_free(results);
     g_live = NULL;
     run_active_close(active);
     weir_live_close(live);
