@@ -669,17 +669,34 @@ static void list_results(weir_http *h, const http_req *rq, http_reply *out)
     reply_json(out, 200, arr);
 }
 
+/* A number printed so that it reads back exactly (cJSON's own printing
+ * keeps 15 digits whenever they read back "close enough"); NaN and the
+ * infinities, which JSON lacks, as null. */
+static cJSON *exact_number(double x)
+{
+    if (!isfinite(x)) return cJSON_CreateNull();
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x) break;
+    }
+    return cJSON_CreateRaw(buf);
+}
+
 static void result_json(const weir_result_value *v, http_reply *out)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", v->name);
     switch (v->kind) {
     case WEIR_RV_F64:
-        cJSON_AddNumberToObject(o, "value", v->f64); /* NaN/inf print as null */
+        cJSON_AddItemToObject(o, "value", exact_number(v->f64));
         break;
-    case WEIR_RV_I64:
-        cJSON_AddNumberToObject(o, "value", (double)v->i64);
+    case WEIR_RV_I64: {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%lld", (long long)v->i64); /* exact past 2^53 too */
+        cJSON_AddItemToObject(o, "value", cJSON_CreateRaw(buf));
         break;
+    }
     case WEIR_RV_STR:
         cJSON_AddStringToObject(o, "value", v->str);
         break;
@@ -687,7 +704,7 @@ static void result_json(const weir_result_value *v, http_reply *out)
         cJSON *d = cJSON_AddArrayToObject(o, "data");
         size_t n = weir_array_nelem(&v->array);
         for (size_t i = 0; d && i < n; i++)
-            cJSON_AddItemToArray(d, cJSON_CreateNumber(weir_array_get_f64(&v->array, i)));
+            cJSON_AddItemToArray(d, exact_number(weir_array_get_f64(&v->array, i)));
         break;
     }
     }
