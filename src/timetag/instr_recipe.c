@@ -4,7 +4,8 @@
  * A recipe is {"instruments": [ {...}, ... ]}; each object names its
  * "kind" (corr, startstop, lifetime, coinc, count) and the fields of
  * weir_tinstr_config: "name", "start", "stop", "channels": [..],
- * "binwidth", "bins", "lo", "window" (times as numbers of ps or strings
+ * "binwidth", "bins", "lo" (corr default: -bins*binwidth/2, both directions,
+ * as `weir tags corr`), "window" (times as numbers of ps or strings
  * with a unit), "delays": {"CH": time}, "micro": true, "micro_ps",
  * "gate": [open, close], "eta_compat", "eta_clock". Unknown keys are
  * refused so a typo never silently changes an analysis. cJSON parses. */
@@ -86,6 +87,7 @@ static int one(const cJSON *o, size_t idx, weir_tinstr_config *c, char *err, siz
         return WEIR_EPARAM;
     }
     weir_tinstr_config_init(c, k);
+    int have_lo = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, o)
     {
@@ -118,6 +120,7 @@ static int one(const cJSON *o, size_t idx, weir_tinstr_config *c, char *err, siz
             if (!bad) c->nbins = (uint32_t)it->valuedouble;
         } else if (!strcmp(key, "lo")) {
             bad = jtime(it, &c->lo_ps) != 0;
+            have_lo = 1;
         } else if (!strcmp(key, "window")) {
             bad = jtime(it, &c->window_ps) != 0;
         } else if (!strcmp(key, "delays")) {
@@ -160,6 +163,8 @@ static int one(const cJSON *o, size_t idx, weir_tinstr_config *c, char *err, siz
             return WEIR_EPARAM;
         }
     }
+    /* a correlation without "lo" covers both directions, as `weir tags corr` */
+    if (k == WEIR_TI_CORR && !have_lo) c->lo_ps = -((int64_t)c->nbins * c->bin_ps) / 2;
     return 0;
 }
 

@@ -20,6 +20,7 @@ int cli_tags_corr(int argc, char **argv);
 int cli_tags_lifetime(int argc, char **argv);
 int cli_tags_count(int argc, char **argv);
 int cli_tags_recipe(int argc, char **argv);
+int cli_tags_live(int argc, char **argv);
 
 /* Parses a non-negative integer option value; prints an error naming the
  * option and returns -1 on failure. */

@@ -17,6 +17,7 @@ static const struct {
     {"lifetime", cli_tags_lifetime, "lifetime histogram (T3 micro-time or sync-referenced T2)"},
     {"count", cli_tags_count, "coincidences and count-rate trace"},
     {"recipe", cli_tags_recipe, "instruments composed by a JSON recipe"},
+    {"live", cli_tags_live, "a recipe as a live pipeline: clips as events, histograms served"},
 };
 
 int cmd_tags(int argc, char **argv)
