@@ -5,13 +5,15 @@
  * of the first frame's shape (frames of another shape are rejected), and
  * after each one "sum_image" (2-D), "frames" (count) and "total" (sum of
  * the per-frame "sum" values) are published and committed together, for the
- * live page's image view.
+ * live page's image view. At the end the image is written to
+ * OUTPUT_DIR/sum_image.h5 ("sum_image" float64, "frames", "total").
  *
  * Run: weir replay -w build/examples/frame_sum_worker.so
  *        -r build/examples/sum_image_reducer.so -f cap.cbors
  *        --param send_frame=True --port 5000 */
 #include <weir/plugin.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +64,31 @@ static int process_result(weir_pctx *ctx, void *self, const weir_result *res)
     return rc;
 }
 
+static int finish(weir_pctx *ctx, void *self)
+{
+    const weir_host *h = ctx->host;
+    state *st = self;
+    if (!st->img) return WEIR_OK; /* no frame came */
+    const char *dir = h->output_dir(ctx);
+    char path[4096];
+    snprintf(path, sizeof path, "%s%ssum_image.h5", dir && *dir ? dir : "", dir && *dir ? "/" : "");
+    weir_h5 *f;
+    int rc = h->h5_create(ctx, path, &f);
+    if (rc) return rc;
+    weir_array img = {.dtype = {WEIR_DT_F64, WEIR_LITTLE}, .ndim = 2};
+    img.shape[0] = st->h;
+    img.shape[1] = st->w;
+    img.strides[0] = (ptrdiff_t)(st->w * sizeof(double));
+    img.strides[1] = sizeof(double);
+    img.data = (const uint8_t *)st->img;
+    rc = h->h5_write_array(f, "sum_image", &img);
+    if (!rc) rc = h->h5_write_i64(f, "frames", st->frames);
+    if (!rc) rc = h->h5_write_f64(f, "total", st->total);
+    int crc = h->h5_close(f);
+    if (!rc) h->log(ctx, 2, "wrote the sum of %lld frames to %s", (long long)st->frames, path);
+    return rc ? rc : crc;
+}
+
 static void destroy(void *self)
 {
     state *st = self;
@@ -75,6 +102,7 @@ const weir_plugin weir_plugin_descriptor = {
     .name = "sum_image",
     .description = "running sum of 2-D frames, published live as sum_image",
     .process_result = process_result,
+    .finish = finish,
     .init = init,
     .destroy = destroy,
 };

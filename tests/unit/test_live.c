@@ -15,6 +15,7 @@
 #include "testutil.h"
 #include "weir/cbors.h"
 #include "weir/synth.h"
+#include "weir/merlin.h"
 #include "weir/tpx3.h"
 
 #include <hdf5.h>
@@ -1040,6 +1041,69 @@ static void test_merlin_faults(void **state)
             assert_true(got[ev] == clean[ev]);
 }
 
+/* The issue's check, literally: weir sim merlin serves the 9-frame 12-bit
+ * file, weir run with the frame-sum worker (send_frame) and the sum-image
+ * reducer writes the sum image; it equals the sum of the frames decoded
+ * here, and its total is the data README's 260753. */
+static void test_merlin_sum_image(void **state)
+{
+    char mib[4200], err[256];
+    snprintf(mib, sizeof mib, "%s",
+             tu_shared("merlin/Single_9_Frame_CounterDepth_12_Rows_256.mib"));
+    double *want = calloc(256 * 256, sizeof *want);
+    weir_merlin_reader *r;
+    assert_int_equal(weir_merlin_reader_open(mib, &r, err, sizeof err), 0);
+    for (;;) {
+        weir_merlin_frame fr;
+        int eof = 0;
+        assert_int_equal(weir_merlin_reader_next(r, &fr, &eof, err, sizeof err), 0);
+        if (eof) break;
+        weir_array a;
+        assert_int_equal(weir_merlin_decode(fr.buf, fr.offset, &fr.hdr, &a, err, sizeof err), 0);
+        assert_int_equal(a.shape[0] * a.shape[1], 256 * 256);
+        for (size_t i = 0; i < 256 * 256; i++)
+            want[i] += weir_array_get_f64(&a, i);
+        weir_array_release(&a);
+        weir_merlin_frame_clear(&fr);
+    }
+    weir_merlin_reader_free(r);
+    const char *dir = tu_tmpdir("merlin-sum-image");
+    int port = tu_free_port();
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg,
+             "{\"streams\": [{\"name\": \"m\", \"protocol\": \"merlin\", \"endpoint\": "
+             "\"tcp://127.0.0.1:%d\"}],\n"
+             " \"worker\": \"%s\", \"reducer\": \"%s\", \"output_dir\": \"%s\",\n"
+             " \"parameters\": {\"send_frame\": \"True\"}}\n",
+             port, tu_build("examples/frame_sum_worker.so"),
+             tu_build("examples/sum_image_reducer.so"), dir);
+    tu_write(dir, "cfg.json", cfg);
+    int rc = tu_run(dir,
+                    "(timeout 60 %s run cfg.json & pid=$!; timeout 60 %s sim merlin --endpoint "
+                    "tcp://127.0.0.1:%d --from %s; wait $pid)",
+                    tu_build("weir"), tu_build("weir"), port, mib);
+    char *o = tu_output();
+    if (rc) fail_msg("exit %d:\n%s", rc, o);
+    free(o);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/sum_image.h5", dir);
+    hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t d = H5Dopen2(f, "sum_image", H5P_DEFAULT);
+    double *got = calloc(256 * 256, sizeof *got);
+    assert_true(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, got) >= 0);
+    H5Dclose(d);
+    H5Fclose(f);
+    double total = 0;
+    for (size_t i = 0; i < 256 * 256; i++) {
+        assert_true(got[i] == want[i]);
+        total += got[i];
+    }
+    assert_true(total == 260753);
+    free(got);
+    free(want);
+}
+
 static void test_merlin_tcp(void **state)
 {
     /* ground truth: ../shared/data/README.md, merlin table */
@@ -1091,6 +1155,7 @@ int main(void)
         cmocka_unit_test(test_dectris_v1_v2),
         cmocka_unit_test(test_back_pressure),
         cmocka_unit_test(test_merlin_tcp),
+        cmocka_unit_test(test_merlin_sum_image),
         cmocka_unit_test(test_merlin_faults),
         cmocka_unit_test(test_beamline_streams),
         cmocka_unit_test(test_active),
