@@ -1078,10 +1078,13 @@ static void test_merlin_sum_image(void **state)
              port, tu_build("examples/frame_sum_worker.so"),
              tu_build("examples/sum_image_reducer.so"), dir);
     tu_write(dir, "cfg.json", cfg);
-    int rc = tu_run(dir,
-                    "(timeout 60 %s run cfg.json & pid=$!; timeout 60 %s sim merlin --endpoint "
-                    "tcp://127.0.0.1:%d --from %s; wait $pid)",
-                    tu_build("weir"), tu_build("weir"), port, mib);
+    /* the simulator first, probed until its port is up (the probe's connection
+     * must not be taken for the receiver), then weir */
+    int rc = tu_run(
+        dir,
+        "(timeout 60 %s sim merlin --endpoint tcp://127.0.0.1:%d --from %s & sim=$!; " WAIT_PORT
+        "timeout 60 %s run cfg.json; r=$?; wait $sim; exit $r)",
+        tu_build("weir"), port, mib, port, tu_build("weir"));
     char *o = tu_output();
     if (rc) fail_msg("exit %d:\n%s", rc, o);
     free(o);

@@ -212,6 +212,38 @@ static int is_data(const weir_msg *m, int proto)
     return d;
 }
 
+/* Waits on a ZMQ_STREAM socket for the peer that stays: a connection that
+ * closes again within 200 ms (a port probe) is not the receiver. Fills id
+ * with the peer's routing id; 0, or -1 on a socket error. */
+static int wait_peer(void *sock, zmq_msg_t *id)
+{
+    for (;;) {
+        zmq_msg_t note, id2;
+        zmq_msg_init(&note);
+        if (zmq_msg_recv(id, sock, 0) < 0 || zmq_msg_recv(&note, sock, 0) < 0) {
+            zmq_msg_close(&note);
+            return -1;
+        }
+        zmq_msg_close(&note);
+        zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 200) <= 0) return 0; /* it stayed */
+        zmq_msg_init(&id2);
+        zmq_msg_init(&note);
+        if (zmq_msg_recv(&id2, sock, 0) < 0 || zmq_msg_recv(&note, sock, 0) < 0) {
+            zmq_msg_close(&id2);
+            zmq_msg_close(&note);
+            return -1;
+        }
+        int gone = zmq_msg_size(&note) == 0 && zmq_msg_size(&id2) == zmq_msg_size(id) &&
+                   !memcmp(zmq_msg_data(&id2), zmq_msg_data(id), zmq_msg_size(id));
+        zmq_msg_close(&id2);
+        zmq_msg_close(&note);
+        if (!gone) return 0;
+        zmq_msg_close(id); /* a probe: wait for the next connection */
+        zmq_msg_init(id);
+    }
+}
+
 /* Sends one MPX message (prefix + payload) to the TCP peer `id`. */
 static int send_mpx(void *sock, const zmq_msg_t *id, const uint8_t *payload, size_t len)
 {
@@ -334,8 +366,8 @@ static int sim_merlin(const char *ep, const char *mib, const char *hdr, double r
     zmq_msg_t id, note;
     zmq_msg_init(&id);
     zmq_msg_init(&note);
-    /* the connect notice: the peer's id and an empty frame */
-    if (zmq_msg_recv(&id, sock, 0) < 0 || zmq_msg_recv(&note, sock, 0) < 0) {
+    /* the connect notice of the receiver (port probes are skipped) */
+    if (wait_peer(sock, &id)) {
         rc = 1;
         goto ids;
     }
@@ -444,7 +476,7 @@ static int sim_tpx3(const char *ep, const char *from, uint64_t synthetic, size_t
         rc = 1;
         goto out;
     }
-    if (zmq_msg_recv(&id, sock, 0) < 0 || zmq_msg_recv(&note, sock, 0) < 0) {
+    if (wait_peer(sock, &id)) {
         rc = 1;
         goto out;
     }
