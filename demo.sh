@@ -20,3 +20,7 @@ echo "first values of /reduced (mean of frame[:64, 192:] per event; row 0 is the
 h5dump -d reduced -c 8 raw/demo_scan_processed.h5 | sed -n '/DATA {/,/}/p'
 h5dump -d till_x raw/demo_scan_processed.h5 | grep '(0)' | sed 's/^ */till_x /'
 h5dump -d from_y raw/demo_scan_processed.h5 | grep '(0)' | sed 's/^ */from_y /'
+echo
+echo "to watch a replay live (parameter form, ROI-mean trace), run and open http://127.0.0.1:5000/:"
+echo "  build/weir replay -w build/examples/roi_mean_worker.so -r build/examples/tutorial_reducer.so \\"
+echo "    -f demo-output/demo.cbors -p demo-output/params.json --port 5000 --keep-alive --rate 50"

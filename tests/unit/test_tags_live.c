@@ -6,7 +6,8 @@
  * live pipeline publishes at the end must equal a brute-force histogram
  * computed here over every start/stop pair — with clips far smaller than
  * the data (so pending starts cross clip boundaries), and with --follow on
- * a file that is only half written when the run starts. */
+ * a file that is only half written when the run starts (also through
+ * `weir tags corr --follow`). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,8 @@
 #include <cmocka.h>
 
 #include "testutil.h"
+#include "weir/array.h"
+#include "weir/npy.h"
 #include "weir/tags.h"
 
 #include <cjson/cJSON.h>
@@ -181,6 +184,26 @@ static void test_live_equals_brute_force(void **state)
     assert_int_equal(rc, 0);
     check_served(port, want, 0);
     tu_run(dir, "kill $(cat pid); sleep 0.2");
+
+    /* the same growing file through `weir tags corr --follow` */
+    rc = tu_run(dir,
+                "(head -c %zu s.ptu > f.ptu; timeout 60 %s tags corr f.ptu --start 1 --stop 2 "
+                "--binwidth 16ps --bins %d --follow --timeout 2 --npy-dir fnpy & pid=$!; "
+                "sleep 0.5; tail -c +%zu s.ptu >> f.ptu; wait $pid)",
+                cut, tu_build("weir"), NBINS, cut + 1);
+    char *o = tu_output();
+    if (rc) fail_msg("tags corr --follow: exit %d:\n%s", rc, o);
+    free(o);
+    char np[4300];
+    snprintf(np, sizeof np, "%s/fnpy/corr.npy", dir);
+    weir_array a;
+    assert_int_equal(weir_npy_read(np, &a, err, sizeof err), 0);
+    assert_int_equal(a.shape[a.ndim - 1], NBINS);
+    for (int i = 0; i < NBINS; i++)
+        if ((uint64_t)weir_array_get_f64(&a, (size_t)i) != want[i])
+            fail_msg("--follow bin %d: %.0f, brute force %llu", i,
+                     weir_array_get_f64(&a, (size_t)i), (unsigned long long)want[i]);
+    weir_array_release(&a);
     free(want);
     free(ev);
 }
