@@ -23,4 +23,5 @@ h5dump -d from_y raw/demo_scan_processed.h5 | grep '(0)' | sed 's/^ */from_y /'
 echo
 echo "to watch a replay live (parameter form, ROI-mean trace), run and open http://127.0.0.1:5000/:"
 echo "  build/weir replay -w build/examples/roi_mean_worker.so -r build/examples/tutorial_reducer.so \\"
-echo "    -f demo-output/demo.cbors -p demo-output/params.json --port 5000 --keep-alive --rate 50"
+echo "    -f demo-output/demo.cbors -p demo-output/params.json --output-dir demo-output/live \\"
+echo "    --port 5000 --keep-alive --rate 50"
