@@ -336,8 +336,8 @@ int weir_stins_encode_image(weir_msg *out, int64_t msg_number, int64_t frame, we
 int weir_stins_encode_slice(weir_msg *out, const weir_stins_packet *p, size_t r0, size_t r1)
 {
     const weir_array *a = &p->data;
-    if (p->kind != WEIR_STINS_IMAGE || a->ndim < 1 || !a->buf || r0 > r1 ||
-        r1 > a->shape[0] || !weir_array_is_contiguous(a))
+    if (p->kind != WEIR_STINS_IMAGE || a->ndim < 1 || !a->buf || r0 > r1 || r1 > a->shape[0] ||
+        !weir_array_is_contiguous(a))
         return WEIR_EINVAL;
     size_t rowbytes = weir_dtype_size(a->dtype.kind);
     for (int d = 1; d < a->ndim; d++)
