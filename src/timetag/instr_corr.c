@@ -470,6 +470,14 @@ long ti_corr_fused(weir_tinstr *t, weir_tag_reader *r, uint64_t max_records)
     return (long)m;
 }
 
+const char *weir_tinstr_kernels(const weir_tinstr *t)
+{
+    if (!t || t->cfg.kind != WEIR_TI_CORR || !t->impl) return "general";
+    const corr *k = t->impl;
+    if (!k->fast) return "general";
+    return k->simd ? "avx2" : "scalar";
+}
+
 /* ---- ETA emulation ---- */
 
 static void eta_event(weir_tinstr *t, const weir_tag *e)
