@@ -163,7 +163,6 @@ static AVX2 TI_ALWAYS_INLINE void lookback_avx2(uint64_t *restrict h, uint64_t n
     __m256i s2 = _mm256_add_epi64(_mm256_set1_epi64x((int64_t)nbins + 4), lanes);
     const __m256i sum1 = _mm256_add_epi64(_mm256_add_epi64(s1, s1), _mm256_set1_epi64x(8));
     const __m256i sum2 = _mm256_add_epi64(_mm256_add_epi64(s2, s2), _mm256_set1_epi64x(8));
-    uint64_t buf[8] __attribute__((aligned(32)));
     size_t i = 0;
     for (; i + 4 <= nq; i += 4) {
         const uint32_t r0 = rank[i], r1 = rank[i + 1], r2 = rank[i + 2], r3 = rank[i + 3];
@@ -186,13 +185,23 @@ static AVX2 TI_ALWAYS_INLINE void lookback_avx2(uint64_t *restrict h, uint64_t n
         const __m256i in1 = _mm256_cmpgt_epi64(rng, _mm256_xor_si256(v1, sign));
         const __m256i in2 = _mm256_cmpgt_epi64(rng, _mm256_xor_si256(v2, sign));
         const __m256i in3 = _mm256_cmpgt_epi64(rng, _mm256_xor_si256(v3, sign));
-        _mm256_store_si256((__m256i *)buf, _mm256_blendv_epi8(s1, _mm256_srl_epi64(v1, sh), in1));
-        _mm256_store_si256((__m256i *)(buf + 4),
-                           _mm256_blendv_epi8(s2, _mm256_srl_epi64(v2, sh), in2));
+        const __m256i b1 = _mm256_blendv_epi8(s1, _mm256_srl_epi64(v1, sh), in1);
+        const __m256i b2 = _mm256_blendv_epi8(s2, _mm256_srl_epi64(v2, sh), in2);
         s1 = _mm256_sub_epi64(sum1, s1);
         s2 = _mm256_sub_epi64(sum2, s2);
-        for (unsigned k = 0; k < 8; k++)
-            h[buf[k]]++;
+        /* the indices leave the vectors through registers, not through a
+         * stack buffer (store forwarding from a 32-byte store to 8-byte
+         * loads made the increments the slowest part) */
+        const __m128i b1l = _mm256_castsi256_si128(b1), b1h = _mm256_extracti128_si256(b1, 1);
+        const __m128i b2l = _mm256_castsi256_si128(b2), b2h = _mm256_extracti128_si256(b2, 1);
+        h[_mm_cvtsi128_si64(b1l)]++;
+        h[_mm_extract_epi64(b1l, 1)]++;
+        h[_mm_cvtsi128_si64(b1h)]++;
+        h[_mm_extract_epi64(b1h, 1)]++;
+        h[_mm_cvtsi128_si64(b2l)]++;
+        h[_mm_extract_epi64(b2l, 1)]++;
+        h[_mm_cvtsi128_si64(b2h)]++;
+        h[_mm_extract_epi64(b2h, 1)]++;
         unsigned deep = (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(in3));
         if (__builtin_expect(deep != 0, 0)) {
             do {
