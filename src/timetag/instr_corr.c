@@ -33,6 +33,9 @@
  * four old entries (or sentinels) in front of every rank so the
  * unconditional loads stay inside the arrays; chunks whose times leave
  * +-2^61 ps, and lead-out after a seal, go event by event (slow_event).
+ * Steps 1 (raw HydraHarp records) and 2 (power-of-two widths) have AVX2
+ * versions (instr_corr_avx2.c), used when the CPU has AVX2 unless
+ * WEIR_TAGS_SIMD=scalar; the scalar kernels are in instr_corr_impl.h.
  *
  * General path (one-sided windows, autocorrelation): the delayed start
  * times and stop times are two sorted sequences
