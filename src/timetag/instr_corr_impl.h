@@ -125,7 +125,7 @@ static TI_ALWAYS_INLINE void fast_lookback(uint64_t *restrict h, uint64_t nbins,
 }
 
 /* ---- AVX2 variants (instr_corr_avx2.c); call only when the CPU has AVX2 ---- */
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) /* 64-bit lane extracts: x86-64 only */
 #define TI_HAVE_AVX2 1
 /* Same result as ti_split_run; needs TI_SPLIT_SLACK spare entries past the
  * arrays' ends and s->tps <= UINT32_MAX. */
