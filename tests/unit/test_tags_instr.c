@@ -1008,7 +1008,7 @@ static const char *simd_mode(const char *mode)
         return "scalar";
     }
     unsetenv("WEIR_TAGS_SIMD");
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2")) return "avx2";
 #endif
