@@ -142,6 +142,13 @@ typedef struct {
 } weir_tinstr_result;
 void weir_tinstr_get_result(const weir_tinstr *t, weir_tinstr_result *r);
 
+/* Which kernels a correlation's fast path runs: "avx2" (chosen at run time
+ * when the CPU has AVX2), "scalar" (no AVX2, or the environment variable
+ * WEIR_TAGS_SIMD=scalar when the instrument was created), or "general"
+ * (not on the fast path, or not a correlation). Both kernels give the same
+ * result bit for bit. */
+const char *weir_tinstr_kernels(const weir_tinstr *t);
+
 /* ---- running over files (instr_run.c) ---- */
 
 /* 1 when the instrument can run over sections (seal + lead-out) with a

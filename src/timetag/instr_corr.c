@@ -33,6 +33,9 @@
  * four old entries (or sentinels) in front of every rank so the
  * unconditional loads stay inside the arrays; chunks whose times leave
  * +-2^61 ps, and lead-out after a seal, go event by event (slow_event).
+ * Steps 1 (raw HydraHarp records) and 2 (power-of-two widths) have AVX2
+ * versions (instr_corr_avx2.c), used when the CPU has AVX2 unless
+ * WEIR_TAGS_SIMD=scalar; the scalar kernels are in instr_corr_impl.h.
  *
  * General path (one-sided windows, autocorrelation): the delayed start
  * times and stop times are two sorted sequences
@@ -63,13 +66,13 @@
  * last event of the stream is dropped, as ETA's delay-line copy of the final
  * record is still pending when the source ends. extra[0] counts the pairs
  * the skipped slot 0 held within the histogram range. */
-#include "instr_impl.h"
+#include "instr_corr_impl.h"
 
 #include "weir/error.h"
 
-#include "tags_internal.h"
-
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define FAST_PAD 4                          /* entries kept before every rank */
 #define FAST_SENTINEL (-((int64_t)1 << 62)) /* an event too old to pair with anything */
@@ -92,6 +95,7 @@ typedef struct {
     uint64_t live_a, live_b; /* absolute index of the first entry still in reach */
     uint64_t real_a, real_b; /* absolute index of the first real (non-sentinel) entry */
     uint32_t *rank;          /* scratch: ranks of the chunk's events */
+    int simd;                /* 1: AVX2 kernels (CPU has AVX2, WEIR_TAGS_SIMD not "scalar") */
     size_t rank_cap;
     /* ETA emulation */
     int64_t *ring;
@@ -99,6 +103,21 @@ typedef struct {
     int held;         /* one event held back (dropped at finish) */
     weir_tag held_ev;
 } corr;
+
+/* The AVX2 kernels are used when the CPU has AVX2, unless the environment
+ * variable WEIR_TAGS_SIMD is "scalar" (read when an instrument is created;
+ * the tests run both). */
+static int ti_corr_simd_default(void)
+{
+#ifdef TI_HAVE_AVX2
+    const char *e = getenv("WEIR_TAGS_SIMD");
+    if (e && !strcmp(e, "scalar")) return 0;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
 
 static int corr_init(weir_tinstr *t, char *err, size_t errlen)
 {
@@ -135,6 +154,7 @@ static int corr_init(weir_tinstr *t, char *err, size_t errlen)
         const int64_t LO = k->lo + D, HI = k->hi + D;
         if (LO <= 0 && HI > 0) {
             k->fast = 1;
+            k->simd = ti_corr_simd_default();
             k->nlo = (uint64_t)-LO;
             k->reach_b = (uint64_t)HI;
             if (ti_seq_reserve(&k->A, FAST_PAD) || ti_seq_reserve(&k->B, FAST_PAD))
@@ -250,49 +270,6 @@ static int slow_event(weir_tinstr *t, int64_t tm, int is_stop, int append)
     return 0;
 }
 
-/* (tau - lo) of a pair, from the later event's key and the earlier event
- * x: a stop's key is b + nlo (value key - a), a start's key is a - nlo
- * (value b - key). Out-of-range pairs give values >= nbins * bin (small
- * negatives wrap to huge), so the bin index alone says "out of range". */
-static inline __attribute__((always_inline)) uint64_t fast_val(uint64_t key, int64_t x,
-                                                               const int stop)
-{
-    return stop ? key - (uint64_t)x : (uint64_t)x - key;
-}
-
-static inline __attribute__((always_inline)) uint64_t fast_bin(const ti_div *dv, uint64_t v,
-                                                               const int pow2)
-{
-    return pow2 ? v >> dv->shift : ti_div_do(dv, v);
-}
-
-/* Step 2 for one direction: q[0..nq) are the later events, rank[i] the
- * index in x just past the other-channel events before q[i]. */
-static inline __attribute__((always_inline)) void
-fast_lookback(uint64_t *restrict h, uint64_t nbins, const ti_div *dv, uint64_t nlo,
-              const int64_t *restrict q, size_t nq, const uint32_t *restrict rank,
-              const int64_t *restrict x, const int stop, const int pow2)
-{
-    for (size_t i = 0; i < nq; i++) {
-        const uint64_t r = rank[i];
-        const uint64_t key = stop ? (uint64_t)q[i] + nlo : (uint64_t)q[i] - nlo;
-        const uint64_t sink = nbins + ((i & 7) << 2);
-        uint64_t b0 = fast_bin(dv, fast_val(key, x[r - 1], stop), pow2);
-        uint64_t b1 = fast_bin(dv, fast_val(key, x[r - 2], stop), pow2);
-        b0 = b0 < sink ? b0 : sink;
-        b1 = b1 < sink + 1 ? b1 : sink + 1;
-        h[b0]++;
-        h[b1]++;
-        if (__builtin_expect(fast_bin(dv, fast_val(key, x[r - 3], stop), pow2) < nbins, 0)) {
-            for (uint64_t j = r - 3;; j--) {
-                const uint64_t b = fast_bin(dv, fast_val(key, x[j], stop), pow2);
-                if (b >= nbins) break;
-                h[b]++;
-            }
-        }
-    }
-}
-
 static void fast_pairs_pow2(uint64_t *restrict h, uint64_t nbins, const ti_div *dv, uint64_t nlo,
                             const int64_t *restrict q, size_t nq, const uint32_t *restrict rank,
                             const int64_t *restrict x, int stop)
@@ -313,15 +290,19 @@ static void fast_pairs_div(uint64_t *restrict h, uint64_t nbins, const ti_div *d
         fast_lookback(h, nbins, dv, nlo, q, nq, rank, x, 0, 0);
 }
 
-/* Room for a split of n events: both arrays and the ranks. */
+/* Room for a split of n events: both arrays and the ranks (the stops'
+ * ranks start at k->rank + n + TI_SPLIT_SLACK), with TI_SPLIT_SLACK spare
+ * entries past each for the AVX2 split's whole-vector stores. */
 static int fast_reserve(corr *k, size_t n)
 {
-    if (ti_seq_reserve(&k->A, n + 1) || ti_seq_reserve(&k->B, n + 1)) return WEIR_ENOMEM;
-    if (k->rank_cap < 2 * (n + 1)) {
-        uint32_t *r = realloc(k->rank, 2 * (n + 1) * sizeof *r);
+    if (ti_seq_reserve(&k->A, n + TI_SPLIT_SLACK) || ti_seq_reserve(&k->B, n + TI_SPLIT_SLACK))
+        return WEIR_ENOMEM;
+    const size_t need = 2 * (n + TI_SPLIT_SLACK);
+    if (k->rank_cap < need) {
+        uint32_t *r = realloc(k->rank, need * sizeof *r);
         if (!r) return WEIR_ENOMEM;
         k->rank = r;
-        k->rank_cap = 2 * (n + 1);
+        k->rank_cap = need;
     }
     return 0;
 }
@@ -355,6 +336,9 @@ static void fast_count(weir_tinstr *t, size_t na0, size_t nb0)
     void (*pairs)(uint64_t *restrict, uint64_t, const ti_div *, uint64_t, const int64_t *restrict,
                   size_t, const uint32_t *restrict, const int64_t *restrict, int) =
         k->div.shift >= 0 ? fast_pairs_pow2 : fast_pairs_div;
+#ifdef TI_HAVE_AVX2
+    if (k->simd && k->div.shift >= 0) pairs = ti_lookback_pow2_avx2;
+#endif
     pairs(t->hist, t->nbins, &k->div, k->nlo, k->B.v + nb0, nnb, k->rank + nna, k->A.v, 1);
     pairs(t->hist, t->nbins, &k->div, k->nlo, k->A.v + na0, nna, k->rank, k->B.v, 0);
     t->events += nna + nnb;
@@ -391,7 +375,7 @@ static int fast_feed(weir_tinstr *t, const weir_tag *ev, size_t n)
         }
         if (fast_reserve(k, m)) return WEIR_ENOMEM;
         int64_t *restrict av = k->A.v, *restrict bv = k->B.v;
-        uint32_t *restrict ra = k->rank, *restrict rb = k->rank + m + 1;
+        uint32_t *restrict ra = k->rank, *restrict rb = k->rank + m + TI_SPLIT_SLACK;
         const size_t na0 = k->A.n, nb0 = k->B.n;
         size_t na = na0, nb = nb0;
         for (size_t i = 0; i < m; i++) {
@@ -439,50 +423,36 @@ long ti_corr_fused(weir_tinstr *t, weir_tag_reader *r, uint64_t max_records)
     uint8_t side[64];
     for (unsigned c = 0; c < 64; c++)
         side[c] = (uint8_t)(((int)c + 1 == ca) | (((int)c + 1 == cb) << 1));
-    const uint8_t sync_side = (uint8_t)((ca == 0) | ((cb == 0) << 1));
-    const uint64_t tps = (uint64_t)v.tick_ps, wrap = (uint64_t)v.wrap;
-    const uint8_t *restrict p = v.rec;
-    uint64_t base = (uint64_t)v.tick_base;
-    int64_t *restrict av = k->A.v, *restrict bv = k->B.v;
-    uint32_t *restrict ra = k->rank, *restrict rb = k->rank + m + 1;
-    const size_t na0 = k->A.n, nb0 = k->B.n;
-    size_t na = na0, nb = nb0;
-    int64_t prev = t->have_last ? t->last_raw : INT64_MIN;
-    int bad = 0;
-    weir_tag_counts c = {0};
-    uint64_t special = 0; /* records with the special bit: everything but photons */
-    for (uint64_t i = 0; i < m; i++) {
-        const uint32_t w = tagi_u32(p + 4 * i);
-        const uint64_t tt = w & 0x1FFFFFFu;
-        const unsigned ch = (w >> 25) & 63u;
-        unsigned sd = side[ch];
-        if (__builtin_expect(w >> 31, 0)) {
-            special++;
-            if (ch == 63) {
-                const uint64_t n = v.v1 ? 1 : (tt ? tt : 1);
-                base += n * wrap;
-                c.overflows++;
-                c.overflow_wraps += n;
-                continue;
-            }
-            if (ch > 15) {
-                c.errors++;
-                continue;
-            }
-            sd = ch == 0 ? sync_side : 0; /* markers never pair */
-            c.syncs += ch == 0;
-            c.markers += ch != 0;
-        }
-        const int64_t tm = (int64_t)((base + tt) * tps);
-        bad |= tm < prev;
-        prev = tm;
-        av[na] = tm;
-        ra[na - na0] = (uint32_t)nb;
-        na += sd & 1;
-        bv[nb] = tm;
-        rb[nb - nb0] = (uint32_t)na;
-        nb += sd >> 1;
-    }
+    ti_split s = {0};
+    s.side = side;
+    s.sync_side = (uint8_t)((ca == 0) | ((cb == 0) << 1));
+    s.ca1 = ca >= 1 && ca <= 64 ? ca - 1 : -1;
+    s.cb1 = cb >= 1 && cb <= 64 ? cb - 1 : -1;
+    s.tps = (uint64_t)v.tick_ps;
+    s.wrap = (uint64_t)v.wrap;
+    s.v1 = v.v1;
+    s.av = k->A.v;
+    s.bv = k->B.v;
+    s.ra = k->rank;
+    s.rb = k->rank + m + TI_SPLIT_SLACK;
+    s.na0 = s.na = k->A.n;
+    s.nb0 = s.nb = k->B.n;
+    s.base = (uint64_t)v.tick_base;
+    s.prev = t->have_last ? t->last_raw : INT64_MIN;
+#ifdef TI_HAVE_AVX2
+    if (k->simd && s.tps <= UINT32_MAX)
+        ti_split_run_avx2(&s, v.rec, m);
+    else
+#endif
+        ti_split_run(&s, v.rec, m);
+    int64_t *av = k->A.v, *bv = k->B.v;
+    const size_t na0 = s.na0, nb0 = s.nb0, na = s.na, nb = s.nb;
+    const int64_t prev = s.prev;
+    const int bad = s.bad;
+    const uint64_t special = s.special;
+    weir_tag_counts c = s.c;
+    const uint64_t base = s.base;
+    uint32_t *rb = s.rb;
     if (bad) return WEIR_ERANGE; /* nothing appended or counted; the reader stays */
     c.photons = m - special;
     const int any = c.photons + c.syncs + c.markers > 0;
@@ -501,6 +471,14 @@ long ti_corr_fused(weir_tinstr *t, weir_tag_reader *r, uint64_t max_records)
     }
     tagi_hht2_commit(r, v.first + m, (int64_t)base, &c);
     return (long)m;
+}
+
+const char *weir_tinstr_kernels(const weir_tinstr *t)
+{
+    if (!t || t->cfg.kind != WEIR_TI_CORR || !t->impl) return "general";
+    const corr *k = t->impl;
+    if (!k->fast) return "general";
+    return k->simd ? "avx2" : "scalar";
 }
 
 /* ---- ETA emulation ---- */

@@ -999,6 +999,169 @@ static void test_corr_fused_file(void **state)
     free(ev);
 }
 
+/* Sets WEIR_TAGS_SIMD ("scalar", or unset = automatic) for instruments
+ * created from now on; returns the kernels they should report. */
+static const char *simd_mode(const char *mode)
+{
+    if (mode) {
+        setenv("WEIR_TAGS_SIMD", mode, 1);
+        return "scalar";
+    }
+    unsetenv("WEIR_TAGS_SIMD");
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) return "avx2";
+#endif
+    return "scalar";
+}
+
+/* The fast path's kernels, forced to the scalar ones (WEIR_TAGS_SIMD=scalar)
+ * and automatic (AVX2 where the CPU has it), each against the brute force:
+ * HydraHarp V2 T2 files at 1 ps and 4 ps per tick (the vector time is
+ * base * tick + tt * tick) and a V1 file (one wrap per overflow record),
+ * with overflow records carrying counts (1 s gaps), syncs and markers mixed
+ * in (so 8-record vector steps fall back record by record), bursts of equal
+ * times, a dense stream (dozens of partners per event: the deep look-back)
+ * and a sparse one, power-of-two widths (the vector look-back, also width
+ * 1: shift 0) and odd ones, sync as a start; read in chunks of 1, 7, 8, 9,
+ * 1000 and 100 000 records (chunk boundaries inside vector steps), with 1
+ * and 2 threads, and fed as events in chunks of 1..200. A time running
+ * backwards inside an all-photon step is refused in both modes. */
+static void test_corr_simd_paths(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("instr_simd");
+    char err[512];
+    struct {
+        uint64_t seed;
+        size_t n;
+        int64_t gap;
+        uint32_t variant;
+        double res;
+    } fs[] = {
+        {31, 30000, 1500, 0x01010204, 1e-12},  /* dense, V2, 1 ps */
+        {32, 30000, 40000, 0x01010204, 1e-12}, /* sparse, V2 */
+        {33, 20000, 9000, 0x01010204, 4e-12},  /* 4 ps per tick */
+        {34, 8000, 9000, 0x00010204, 1e-12},   /* V1 */
+    };
+    weir_tinstr_config cs[5];
+    cs[0] = corr_cfg(1, 2, 16, 2000, -16000);
+    cs[1] = corr_cfg(2, 1, 7, 3001, -9000);
+    cs[2] = corr_cfg(0, 1, 32, 500, -8000);
+    cs[3] = corr_cfg(1, 2, 1, 6001, -3000);
+    cs[4] = corr_cfg(2, 1, 64, 300, -9600);
+    add_delay(&cs[4], 1, 500);
+    const size_t chunks[] = {1, 7, 8, 9, 1000, 100000};
+    for (size_t f = 0; f < sizeof fs / sizeof fs[0]; f++) {
+        size_t n;
+        weir_tag *ev = synth(fs[f].seed, fs[f].n, fs[f].gap, 2000, &n);
+        /* keep one sync in 40 and one marker in 4 on all but the first
+         * file, so most 8-record steps are all photons */
+        size_t m = 0, ns = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (ev[i].kind == WEIR_TAG_MARKER) ev[i].bits = 1, ev[i].channel = 0;
+            if (f > 0 && ev[i].kind != WEIR_TAG_PHOTON &&
+                ns++ % (ev[i].kind == WEIR_TAG_SYNC ? 40 : 4))
+                continue;
+            ev[m++] = ev[i];
+        }
+        n = m;
+        char name[32];
+        snprintf(name, sizeof name, "s%zu.ptu", f);
+        const char *path = tu_write(dir, name, "");
+        weir_tag_encode_opts eo = {fs[f].variant, fs[f].res, 0};
+        assert_int_equal(weir_tag_encode(WEIR_TAGFMT_PTU, &eo, ev, n, path, err, sizeof err), 0);
+        weir_tag_reader *r = NULL;
+        assert_int_equal(weir_tag_open(path, WEIR_TAGFMT_AUTO, &r, err, sizeof err), 0);
+        const uint64_t nrec = weir_tag_reader_info(r)->nrecords;
+        weir_tag *d = malloc((nrec + 16) * sizeof *d);
+        size_t nd = 0;
+        long got;
+        while ((got = weir_tag_read(r, d + nd, nrec + 16 - nd, err, sizeof err)) > 0)
+            nd += (size_t)got;
+        weir_tag_counts want_counts = *weir_tag_reader_counts(r);
+        weir_tag_close(r);
+        if (want_counts.overflows < 5)
+            fail_msg("file %zu: %llu overflows", f, (unsigned long long)want_counts.overflows);
+        assert_true(want_counts.syncs > 20 && want_counts.markers > 5);
+        for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+            uint64_t *want = brute_corr_sorted(d, nd, &cs[i]);
+            assert_true(hist_sum(want, cs[i].nbins) > 0);
+            for (int mode = 0; mode < 2; mode++) {
+                const char *kern = simd_mode(mode ? NULL : "scalar");
+                for (size_t ci = 0; ci <= sizeof chunks / sizeof chunks[0]; ci++) {
+                    const int last = ci == sizeof chunks / sizeof chunks[0];
+                    const size_t chunk = last ? 1000 : chunks[ci];
+                    if (chunk == 1 && nrec > 100000) continue; /* V1: many overflow records */
+                    assert_int_equal(weir_tag_open(path, WEIR_TAGFMT_AUTO, &r, err, sizeof err), 0);
+                    weir_tinstr *t = NULL;
+                    assert_int_equal(weir_tinstr_create(&cs[i], &t, err, sizeof err), 0);
+                    assert_string_equal(weir_tinstr_kernels(t), kern);
+                    weir_tinstr_run_opts o = {last ? 2 : 1, chunk, NULL, NULL};
+                    if (weir_tinstr_run_file(r, &t, 1, &o, err, sizeof err)) fail_msg("%s", err);
+                    assert_int_equal(weir_tinstr_finish(t), 0);
+                    assert_hist_eq(t, want, cs[i].nbins);
+                    if (!last) {
+                        const weir_tag_counts *gc = weir_tag_reader_counts(r);
+                        assert_memory_equal(gc, &want_counts, sizeof want_counts);
+                    }
+                    weir_tinstr_free(t);
+                    weir_tag_close(r);
+                }
+                weir_tinstr *t = run_chunked(&cs[i], d, nd, 17 + i);
+                assert_string_equal(weir_tinstr_kernels(t), kern);
+                assert_hist_eq(t, want, cs[i].nbins);
+                weir_tinstr_free(t);
+            }
+            free(want);
+        }
+        /* one photon record (inside a run of photons) made earlier than
+         * its predecessor: refused in both modes */
+        if (f == 0) {
+            weir_tag_reader *rr = NULL;
+            assert_int_equal(weir_tag_open(path, WEIR_TAGFMT_AUTO, &rr, err, sizeof err), 0);
+            const uint64_t hdr = weir_tag_reader_info(rr)->header_bytes;
+            weir_tag_close(rr);
+            FILE *fp = fopen(path, "rb");
+            assert_non_null(fp);
+            uint8_t *buf = malloc(hdr + 4 * nrec);
+            assert_int_equal(fread(buf, 1, hdr + 4 * nrec, fp), hdr + 4 * nrec);
+            fclose(fp);
+            uint64_t k = nrec / 2;
+            for (;; k++) {
+                uint32_t w[10];
+                memcpy(w, buf + hdr + 4 * (k - 5), sizeof w);
+                int ok = 1;
+                for (int j = 0; j < 10; j++)
+                    ok &= !(w[j] >> 31);
+                if (ok && (w[4] & 0x1FFFFFF) > (w[5] & 0x1FFFFFF) / 2 + 1) break;
+            }
+            uint32_t w;
+            memcpy(&w, buf + hdr + 4 * k, 4);
+            w &= ~0x1FFFFFFu; /* tt = 0: before record k - 1 */
+            memcpy(buf + hdr + 4 * k, &w, 4);
+            const char *bad = tu_write(dir, "backwards.ptu", "");
+            fp = fopen(bad, "wb");
+            assert_int_equal(fwrite(buf, 1, hdr + 4 * nrec, fp), hdr + 4 * nrec);
+            fclose(fp);
+            free(buf);
+            for (int mode = 0; mode < 2; mode++) {
+                simd_mode(mode ? NULL : "scalar");
+                assert_int_equal(weir_tag_open(bad, WEIR_TAGFMT_AUTO, &r, err, sizeof err), 0);
+                weir_tinstr *t = NULL;
+                assert_int_equal(weir_tinstr_create(&cs[0], &t, err, sizeof err), 0);
+                weir_tinstr_run_opts o = {1, 100000, NULL, NULL};
+                assert_int_not_equal(weir_tinstr_run_file(r, &t, 1, &o, err, sizeof err), 0);
+                weir_tinstr_free(t);
+                weir_tag_close(r);
+            }
+        }
+        free(d);
+        free(ev);
+    }
+    simd_mode(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1016,6 +1179,7 @@ int main(void)
         cmocka_unit_test(test_eta_t2_exact_difference),
         cmocka_unit_test(test_corr_fast_edges),
         cmocka_unit_test(test_corr_fused_file),
+        cmocka_unit_test(test_corr_simd_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
