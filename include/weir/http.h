@@ -56,6 +56,10 @@ typedef struct {
      * source's done/total (bytes for replays), thread-safe. */
     int (*control)(void *ud, weir_http_cmd cmd, char *err, size_t errlen);
     void (*progress)(void *ud, uint64_t *done, uint64_t *total);
+    /* stats(): the counters /status and the rates show, instead of the
+     * attached engine's (an MPI run: all ranks merged); returns 1 if it
+     * filled st, 0 if there is nothing yet. Thread-safe. */
+    int (*stats)(void *ud, weir_stats *st);
     void *hook_ud;
 } weir_http_config;
 

@@ -18,13 +18,80 @@
 #ifndef WEIR_MPI_H
 #define WEIR_MPI_H
 
+#include <stdint.h>
+
 #include "weir/engine.h"
+#include "weir/results.h"
+
+/* ---- the control plane across ranks (mpi_control.c) ----
+ *
+ * One rank (the serving rank, rank 0 by default) runs the HTTP server; the
+ * control plane object, created on every rank before weir_mpi_run, carries
+ * what the server needs across ranks, each by a service thread per rank on
+ * a communicator of its own:
+ *
+ *  - results: the reducer rank's results store is sent to the serving rank
+ *    at most every results_period_ms (only values changed since the last
+ *    send; newest wins). Sends are nonblocking, at most `backlog` in flight;
+ *    a tick that finds the backlog full skips (counted) and the next one
+ *    sends everything changed. The reducer thread never waits for it.
+ *  - parameters: a change on the serving rank's engine (POST /parameters)
+ *    goes to rank 0, which sends the whole set to every rank before its next
+ *    event; every event header carries the parameter sequence number it was
+ *    sent under, so a worker applies the change exactly from that event on.
+ *  - status: every rank sends its counters to the serving rank every 200 ms
+ *    (rank 0 with the source's progress); a rank silent for the rank
+ *    timeout counts as dead in workers_alive.
+ *  - control: start/stop go to rank 0 (source), abort to every rank. */
+typedef struct weir_mpi_cp weir_mpi_cp;
+
+typedef enum { WEIR_MPI_START = 1, WEIR_MPI_STOP, WEIR_MPI_ABORT } weir_mpi_cmd;
+
+typedef struct {
+    int http_rank;         /* the serving rank (default 0) */
+    weir_results *results; /* serving rank: where the reducer's snapshots land */
+    int results_period_ms; /* least interval between results sends (default 50) */
+    int backlog;           /* result sends in flight at most (default 2) */
+    /* rank 0: the source's own control (pausing, pacing); may be NULL */
+    int (*source_control)(void *ud, weir_mpi_cmd cmd);
+    /* rank 0: the source's progress, thread-safe; may be NULL */
+    void (*progress)(void *ud, uint64_t *done, uint64_t *total);
+    /* serving rank: the local engine once it exists, NULL before it is freed */
+    void (*attach)(void *ud, weir_engine *e);
+    void *ud;
+} weir_mpi_cp_config;
+
+typedef struct {
+    uint64_t results_sent;    /* reducer rank: snapshot messages sent */
+    uint64_t results_skipped; /* reducer rank: ticks with the backlog full */
+    uint64_t results_applied; /* serving rank: snapshot messages applied */
+    uint64_t params_sent;     /* rank 0: parameter sets broadcast */
+} weir_mpi_cp_counters;
+
+/* Every rank, after weir_mpi_init. NULL on OOM or a bad http_rank (err). */
+weir_mpi_cp *weir_mpi_cp_new(const weir_mpi_cp_config *c, char *err, size_t errlen);
+void weir_mpi_cp_free(weir_mpi_cp *cp);
+/* Serving rank, any thread: the counters of all ranks merged (the local
+ * engine's live, the others' as last reported; after the run, the final
+ * ones). Returns 1 if there is anything, 0 before the first run. */
+int weir_mpi_cp_stats(weir_mpi_cp *cp, weir_stats *st);
+/* Serving rank: the source's progress (from rank 0). */
+void weir_mpi_cp_progress(weir_mpi_cp *cp, uint64_t *done, uint64_t *total);
+/* Serving rank: start/stop are forwarded to rank 0 (unless this is rank 0),
+ * abort to every other rank. 0, or WEIR_EINVAL when no run is in progress. */
+int weir_mpi_cp_control(weir_mpi_cp *cp, weir_mpi_cmd cmd);
+void weir_mpi_cp_counters_get(weir_mpi_cp *cp, weir_mpi_cp_counters *out);
+/* Keep-alive: ranks other than the serving one wait (sleeping, not
+ * spinning) until the serving rank calls weir_mpi_cp_release. */
+void weir_mpi_cp_wait_release(weir_mpi_cp *cp);
+void weir_mpi_cp_release(weir_mpi_cp *cp);
 
 typedef struct {
     int threads_per_rank;  /* worker threads per worker rank (default 1) */
     double rank_timeout_s; /* default 30 */
     int continue_without;  /* go on without a dead or hung worker rank */
     int window;            /* events in flight per worker slot (default 4) */
+    weir_mpi_cp *cp;       /* the control plane (NULL = none) */
 } weir_mpi_opts;
 
 /* 1 if this weir was built with MPI. */

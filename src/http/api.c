@@ -439,6 +439,7 @@ static cJSON *stage_json(const weir_stage_stats *s)
 /* Fills st from the engine (1) or the kept counters (1) or nothing (0). */
 static int get_stats(weir_http *h, weir_stats *st)
 {
+    if (h->stats) return h->stats(h->hook_ud, st);
     weir_engine *e = eng_begin(h);
     if (e) weir_engine_stats(e, st);
     eng_end(h);
@@ -546,8 +547,9 @@ void http_sample_rates(weir_http *h)
     weir_stats *st = calloc(1, sizeof *st);
     if (!st) return;
     weir_engine *e = eng_begin(h);
-    if (e) weir_engine_stats(e, st);
+    if (e && !h->stats) weir_engine_stats(e, st);
     eng_end(h);
+    if (e && h->stats) h->stats(h->hook_ud, st);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     double now = (double)ts.tv_sec + ts.tv_nsec * 1e-9;

@@ -42,6 +42,7 @@ struct weir_http {
     unsigned conn_limit, conn_timeout_s;
     int (*control)(void *ud, weir_http_cmd cmd, char *err, size_t errlen);
     void (*progress)(void *ud, uint64_t *done, uint64_t *total);
+    int (*stats)(void *ud, weir_stats *st);
     void *hook_ud;
     int port;
 

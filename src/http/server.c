@@ -158,6 +158,7 @@ int http_create(const weir_http_config *cfg, weir_http **out, char *err, size_t 
     h->conn_timeout_s = cfg->conn_timeout_s ? cfg->conn_timeout_s : 10;
     h->control = cfg->control;
     h->progress = cfg->progress;
+    h->stats = cfg->stats;
     h->hook_ud = cfg->hook_ud;
     h->port = cfg->port;
     h->last_stats = calloc(1, sizeof *h->last_stats);

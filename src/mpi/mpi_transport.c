@@ -25,7 +25,7 @@
  * counted lost and the reducer is told not to wait for it. Worker ranks send
  * heartbeats to the reducer, which catches a rank that stops after the source
  * is done with it. */
-#include "weir/mpi.h"
+#include "mpi_internal.h"
 
 #include "../runtime/engine_internal.h"
 #include "weir/error.h"
@@ -202,12 +202,14 @@ static int put_str(wbuf *w, const char *s)
     return rc ? rc : put(w, s ? s : "", n);
 }
 
-static int encode_header(const weir_event *ev, uint32_t kind, wbuf *w, size_t *payload)
+static int encode_header(const weir_event *ev, uint32_t kind, uint32_t seq, wbuf *w,
+                         size_t *payload)
 {
     uint32_t magic = MAGIC, ns = ev ? (uint32_t)ev->nstreams : 0;
     uint64_t num = ev ? ev->number : 0;
     int rc = put(w, &magic, 4);
     if (!rc) rc = put(w, &kind, 4);
+    if (!rc) rc = put(w, &seq, 4); /* the parameter set the event travels under */
     if (!rc) rc = put(w, &num, 8);
     if (!rc) rc = put(w, &ns, 4);
     *payload = 0;
@@ -329,7 +331,8 @@ static int es_send(chan *ch, envelope *env, double *blocked_s)
     const weir_event *ev = kind == KIND_EVENT ? env->sev->ev : NULL;
     wbuf w = {0};
     size_t payload = 0;
-    int rc = encode_header(ev, kind, &w, &payload);
+    uint32_t seq = kind == KIND_EVENT ? cp_event_seq(m->o.cp) : 0;
+    int rc = encode_header(ev, kind, seq, &w, &payload);
     if (!rc && payload > (size_t)INT32_MAX) rc = WEIR_ERANGE;
     int stuck = 0;
     if (!rc) stuck = send_timed(w.p, (int)w.len, MPI_BYTE, c->peer, TAG_EV_HDR(c->slot), m);
@@ -431,10 +434,11 @@ static int er_recv(chan *ch, envelope *env, int timeout_ms)
     if (!hdr) return WEIR_ENOMEM;
     MPI_Recv(hdr, n, MPI_BYTE, 0, TAG_EV_HDR(c->slot), m->comm, MPI_STATUS_IGNORE);
     rbuf r = {hdr, (size_t)n, 0};
-    uint32_t magic = 0, kind = 0, ns_ = 0;
+    uint32_t magic = 0, kind = 0, ns_ = 0, seq = 0;
     uint64_t num = 0;
     int rc = get(&r, &magic, 4);
     if (!rc) rc = get(&r, &kind, 4);
+    if (!rc) rc = get(&r, &seq, 4);
     if (!rc) rc = get(&r, &num, 8);
     if (!rc) rc = get(&r, &ns_, 4);
     if (!rc && magic != MAGIC) rc = WEIR_EFORMAT;
@@ -511,6 +515,8 @@ static int er_recv(chan *ch, envelope *env, int timeout_ms)
                   weir_strerror(rc));
         return rc;
     }
+    /* a parameter change sent before this event applies from it on */
+    cp_wait_seq(m->o.cp, seq);
     shared_event *se = shared_event_new(ev, 1);
     if (!se) {
         weir_event_free(ev);
@@ -732,7 +738,7 @@ static void *beat_main(void *arg)
 
 /* ---- the run ------------------------------------------------------------------------ */
 
-static void merge_stats(weir_stats *dst, const weir_stats *src, int nslots)
+void mpi_merge_stats(weir_stats *dst, const weir_stats *src, int nslots)
 {
     const weir_stage_stats *a[] = {&src->source, &src->reducer};
     weir_stage_stats *b[] = {&dst->source, &dst->reducer};
@@ -748,7 +754,7 @@ static void merge_stats(weir_stats *dst, const weir_stats *src, int nslots)
     }
 }
 
-static void sum_workers(weir_stats *s)
+void mpi_sum_workers(weir_stats *s)
 {
     memset(&s->workers_total, 0, sizeof s->workers_total);
     for (int i = 0; i < s->nworkers && i < 64; i++) {
@@ -788,6 +794,8 @@ int weir_mpi_run(const weir_engine_config *cfg0, const weir_mpi_opts *o, weir_so
     MPI_Comm_dup(MPI_COMM_WORLD, &m.comm);
     weir_engine_config cfg = *cfg0;
     cfg.nworkers = m.nslots;
+    /* the reducer publishes straight into the server's store when it serves */
+    if (m.rank == m.reducer && cp_local_results(m.o.cp)) cfg.results = cp_local_results(m.o.cp);
     int rc = weir_engine_new(&cfg, &m.e, err, errlen);
     unsigned char *local = calloc((size_t)m.nslots, 1);
     m.dead = calloc((size_t)m.nslots, 1);
@@ -872,6 +880,7 @@ sync:;
         rc = rc ? rc : WEIR_EINVAL;
         goto out;
     }
+    if (m.o.cp) cp_run_begin(m.o.cp, m.e, m.nslots, m.T, m.o.rank_timeout_s);
     rc = weir_engine_start(m.e, m.rank == 0 && src ? *src : (weir_source){0});
     if (!rc) weir_engine_wait(m.e, -1);
     if (!rc) rc = weir_engine_status(m.e);
@@ -936,10 +945,10 @@ sync:;
         if (stats) {
             memset(stats, 0, sizeof *stats);
             stats->nworkers = m.nslots;
-            merge_stats(stats, &mine, m.nslots);
+            mpi_merge_stats(stats, &mine, m.nslots);
             for (int r = 1; got && have && r < m.size; r++)
-                if (have[r]) merge_stats(stats, &got[r], m.nslots);
-            sum_workers(stats);
+                if (have[r]) mpi_merge_stats(stats, &got[r], m.nslots);
+            mpi_sum_workers(stats);
         }
         for (int r = 1; have && r < m.size; r++)
             if (!have[r]) {
@@ -949,6 +958,8 @@ sync:;
         free(got);
         free(have);
     }
+    /* final results and counters to the serving rank */
+    if (m.o.cp) cp_run_end(m.o.cp);
     if (lost) *lost = m.lost;
     if (m.must_abort && !rc) rc = WEIR_ECLOSED;
     if (m.lost && m.rank == 0)

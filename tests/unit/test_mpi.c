@@ -22,6 +22,15 @@
 #include "weir/mpi.h"
 #include "weir/synth.h"
 
+#include <arpa/inet.h>
+#include <cbor.h>
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -269,12 +278,452 @@ static void test_hung_worker_rank(void **state)
         assert_int_equal(seen[ev], 0);
 }
 
+/* ---- the HTTP control plane on a rank ---- */
+
+static void nap_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+#define now_s now
+
+typedef struct {
+    char *data;
+    size_t len;
+} membuf;
+
+static size_t on_data(char *p, size_t sz, size_t n, void *ud)
+{
+    membuf *m = ud;
+    char *d = realloc(m->data, m->len + sz * n + 1);
+    if (!d) return 0;
+    memcpy(d + m->len, p, sz * n);
+    m->data = d;
+    m->len += sz * n;
+    m->data[m->len] = 0;
+    return sz * n;
+}
+
+typedef struct {
+    long code;
+    char *body;
+    size_t len;
+    char ctype[128];
+} resp;
+
+static void resp_free(resp *r)
+{
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+/* One request. method NULL = GET; body sent with content type ct. */
+static resp request(int port, const char *method, const char *path, const char *ct,
+                    const char *body, size_t blen, const char *auth)
+{
+    resp r = {0};
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    char url[1024];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    membuf m = {0};
+    struct curl_slist *hd = NULL;
+    char line[512];
+    if (ct) {
+        snprintf(line, sizeof line, "Content-Type: %s", ct);
+        hd = curl_slist_append(hd, line);
+    } else if (body) {
+        hd = curl_slist_append(hd, "Content-Type:");
+    }
+    if (auth) {
+        snprintf(line, sizeof line, "Authorization: %s", auth);
+        hd = curl_slist_append(hd, line);
+    }
+    hd = curl_slist_append(hd, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &m);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    if (method) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)blen);
+    } else if (method && !strcmp(method, "POST")) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    }
+    CURLcode cc = curl_easy_perform(c);
+    if (cc != CURLE_OK)
+        fail_msg("%s %s: %s", method ? method : "GET", path, curl_easy_strerror(cc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.code);
+    char *ctp = NULL;
+    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctp);
+    if (ctp) snprintf(r.ctype, sizeof r.ctype, "%s", ctp);
+    r.body = m.data ? m.data : calloc(1, 1);
+    r.len = m.len;
+    curl_slist_free_all(hd);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+static resp http_get(int port, const char *path)
+{
+    return request(port, NULL, path, NULL, NULL, 0, NULL);
+}
+
+static resp post_json(int port, const char *path, const char *json, const char *auth)
+{
+    return request(port, "POST", path, "application/json", json, json ? strlen(json) : 0, auth);
+}
+
+static cJSON *get_json(int port, const char *path)
+{
+    resp r = http_get(port, path);
+    if (r.code != 200) fail_msg("GET %s: %ld %s", path, r.code, r.body);
+    cJSON *j = cJSON_Parse(r.body);
+    if (!j) fail_msg("GET %s: not JSON: %s", path, r.body);
+    resp_free(&r);
+    return j;
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(v)) fail_msg("no number '%s'", k);
+    return v->valuedouble;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsString(v)) fail_msg("no string '%s'", k);
+    return v->valuestring;
+}
+
+/* ROI means of every image of dump_xrd.cbors by event number, from the raw
+ * bytes: 55799(42877([n, {"xrd": 42878(["STINS", [json, px]])}])), 10x10
+ * little-endian uint16 frames. */
+static int xrd_roi_means(double *means, int till_x, int from_y)
+{
+    size_t len;
+    uint8_t *buf = tu_read_file(tu_shared("dranspose/dump_xrd.cbors"), &len);
+    size_t off = 0;
+    int images = 0;
+    while (off < len) {
+        struct cbor_load_result r;
+        cbor_item_t *it = cbor_load(buf + off, len - off, &r);
+        assert_non_null(it);
+        off += r.read;
+        cbor_item_t *t = it;
+        while (cbor_isa_tag(t)) {
+            cbor_item_t *in = cbor_tag_item(t);
+            if (t != it) cbor_decref(&t);
+            t = in;
+        }
+        uint64_t n = cbor_get_int(cbor_array_handle(t)[0]);
+        cbor_item_t *streams = cbor_array_handle(t)[1];
+        cbor_item_t *sd = cbor_tag_item(cbor_map_handle(streams)[0].value);
+        cbor_item_t *frames = cbor_array_handle(sd)[1];
+        if (cbor_array_size(frames) == 2) {
+            const uint8_t *px = cbor_bytestring_handle(cbor_array_handle(frames)[1]);
+            assert_int_equal(cbor_bytestring_length(cbor_array_handle(frames)[1]), 200);
+            double s = 0;
+            int cnt = 0;
+            for (int row = 0; row < till_x && row < 10; row++)
+                for (int col = from_y; col < 10; col++) {
+                    s += px[2 * (row * 10 + col)] | (px[2 * (row * 10 + col) + 1] << 8);
+                    cnt++;
+                }
+            means[n] = cnt ? s / cnt : NAN;
+            images++;
+        }
+        cbor_decref(&sd);
+        cbor_decref(&t);
+        cbor_decref(&it);
+    }
+    free(buf);
+    return images;
+}
+
+/* Waits until the server answers (deadline s seconds). */
+static void wait_up(int port, double s)
+{
+    double end = now_s() + s;
+    CURL *c = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/status", port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 2L);
+    while (curl_easy_perform(c) != CURLE_OK) {
+        if (now_s() > end) fail_msg("server on port %d did not come up", port);
+        nap_ms(50);
+    }
+    curl_easy_cleanup(c);
+}
+
+/* Polls /status until its state is `state` (deadline s seconds). */
+static void wait_state(int port, const char *state, double s)
+{
+    double end = now_s() + s;
+    for (;;) {
+        cJSON *j = get_json(port, "/api/v1/status");
+        int ok = !strcmp(jstr(j, "state"), state);
+        cJSON_Delete(j);
+        if (ok) return;
+        if (now_s() > end) fail_msg("state never became '%s'", state);
+        nap_ms(20);
+    }
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* mpirun ... weir replay of dump_xrd.cbors (till_x 3, from_y 7) serving on
+ * port, with more options; output in dir/weir.log. Returns mpirun's pid. */
+static pid_t spawn_mpi_replay(const char *dir, int port, const char *more)
+{
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd,
+             "exec %s %s replay -w %s -r %s -f %s --param till_x=3 --param from_y=7 --quiet "
+             "--output-dir out --port %d %s > weir.log 2>&1",
+             mpirun(), tu_build("weir"), tu_build("examples/roi_mean_worker.so"),
+             tu_build("examples/tutorial_reducer.so"), tu_shared("dranspose/dump_xrd.cbors"), port,
+             more);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (chdir(dir)) _exit(126);
+        setenv("LOG_LEVEL", "WARNING", 1);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Exit status once it ends (deadline s), -1 if killed by a signal. */
+static int wait_exit(const char *dir, pid_t pid, double s)
+{
+    double end = now_s() + s;
+    int st;
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        if (now_s() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            char p[4200];
+            snprintf(p, sizeof p, "%s/weir.log", dir);
+            size_t n;
+            char *log = (char *)tu_read_file(p, &n);
+            fail_msg("mpirun did not end within %.0f s:\n%.*s", s, (int)n, log);
+        }
+        nap_ms(20);
+    }
+}
+
+/* Non-null entries of /results/roi_mean; *rm receives the JSON (caller frees). */
+static int roi_count(int port, cJSON **rm)
+{
+    resp r = http_get(port, "/api/v1/results/roi_mean");
+    if (r.code == 404) {
+        resp_free(&r);
+        *rm = NULL;
+        return 0;
+    }
+    assert_int_equal(r.code, 200);
+    *rm = cJSON_Parse(r.body);
+    resp_free(&r);
+    assert_non_null(*rm);
+    int n = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(*rm, "data")) n += cJSON_IsNumber(v);
+    return n;
+}
+
+static void wait_roi(int port, int n, double s)
+{
+    double end = now_s() + s;
+    for (;;) {
+        cJSON *rm;
+        int got = roi_count(port, &rm);
+        cJSON_Delete(rm);
+        if (got >= n) return;
+        if (now_s() > end) fail_msg("roi_mean never had %d values (%d)", n, got);
+        nap_ms(50);
+    }
+}
+
+/* Worker-rank counters in /status: per worker slot events_in, all > 0. */
+static void check_worker_counters(int port, int alive)
+{
+    cJSON *st = get_json(port, "/api/v1/status");
+    const cJSON *w =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(st, "stages"), "workers");
+    const cJSON *per = cJSON_GetObjectItemCaseSensitive(w, "per_worker");
+    assert_int_equal(cJSON_GetArraySize(per), 2);
+    const cJSON *one;
+    cJSON_ArrayForEach(one, per) assert_true(jnum(one, "events_in") > 0);
+    assert_true(jnum(w, "events_in") >= 2);
+    assert_int_equal((int)jnum(st, "nworkers"), 2);
+    if (alive >= 0) assert_int_equal((int)jnum(st, "workers_alive"), alive);
+    cJSON_Delete(st);
+}
+
+/* Served from rank 0 while a --rate replay runs on 4 ranks: results as
+ * computed here, worker-rank counters in /status, and a parameter POSTed
+ * mid-run that reaches the worker ranks from a later event on. */
+static void test_http_on_rank0(void **state)
+{
+    const char *dir = tu_tmpdir("mpi-http");
+    double m1[16], m2[16];
+    assert_int_equal(xrd_roi_means(m1, 3, 7), 9);
+    xrd_roi_means(m2, 5, 2);
+    int port = free_port();
+    pid_t pid = spawn_mpi_replay(dir, port, "--keep-alive --rate 2");
+    wait_up(port, 60);
+    wait_roi(port, 2, 60);
+    check_worker_counters(port, 2);
+    cJSON *pr = get_json(port, "/api/v1/progress");
+    assert_true(jnum(pr, "total") > 0);
+    cJSON_Delete(pr);
+    cJSON *rm;
+    roi_count(port, &rm);
+    char old_hash[32];
+    snprintf(old_hash, sizeof old_hash, "%s", jstr(rm, "params_hash"));
+    cJSON_Delete(rm);
+    /* a bad value is refused on the serving rank */
+    resp r = post_json(port, "/api/v1/parameters", "{\"till_x\": 1.5}", NULL);
+    assert_int_equal(r.code, 400);
+    assert_non_null(strstr(r.body, "parameter 'till_x': expected an integer"));
+    resp_free(&r);
+    r = post_json(port, "/api/v1/parameters", "{\"till_x\": 5, \"from_y\": 2}", NULL);
+    assert_int_equal(r.code, 200);
+    cJSON *pj = cJSON_Parse(r.body);
+    char new_hash[32];
+    snprintf(new_hash, sizeof new_hash, "%s", jstr(pj, "params_hash"));
+    cJSON_Delete(pj);
+    resp_free(&r);
+    assert_string_not_equal(old_hash, new_hash);
+    wait_state(port, "finished", 60);
+    assert_int_equal(roi_count(port, &rm), 9);
+    /* every value is the old or the new parameters' mean, old ones first;
+     * the last events were computed on the worker ranks with the new set */
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(rm, "data");
+    int olds = 0, news = 0, switched = 0;
+    for (int n = 1; n <= 9; n++) {
+        double v = cJSON_GetArrayItem(data, n)->valuedouble;
+        int is_old = fabs(v - m1[n]) < 1e-9, is_new = fabs(v - m2[n]) < 1e-9;
+        if (!is_old && !is_new) fail_msg("event %d: %g is neither %g nor %g", n, v, m1[n], m2[n]);
+        if (is_new && !is_old) switched = 1;
+        if (is_old && !is_new && switched) fail_msg("event %d: old parameters after new", n);
+        olds += is_old && !is_new;
+        news += is_new && !is_old;
+    }
+    assert_true(olds >= 2);
+    assert_true(news >= 1);
+    assert_string_equal(jstr(rm, "params_hash"), new_hash);
+    assert_true(fabs(cJSON_GetArrayItem(data, 9)->valuedouble - m2[9]) < 1e-9);
+    cJSON_Delete(rm);
+    cJSON *last = get_json(port, "/api/v1/results/last_roi_mean");
+    assert_string_equal(jstr(last, "params_hash"), new_hash);
+    cJSON_Delete(last);
+    cJSON *st = get_json(port, "/api/v1/status");
+    assert_string_equal(jstr(st, "params_hash"), new_hash);
+    assert_int_equal((int)jnum(st, "workers_alive"), 0); /* all ended */
+    cJSON_Delete(st);
+    check_worker_counters(port, 0);
+    /* under mpirun a replay runs once */
+    r = post_json(port, "/api/v1/control/start", "{}", NULL);
+    assert_int_equal(r.code, 409);
+    resp_free(&r);
+    kill(pid, SIGTERM); /* keep-alive ends with a signal */
+    wait_exit(dir, pid, 60);
+}
+
+/* Served from a worker rank (--http-rank 1): the same results, with a
+ * parameter change forwarded through rank 0; stop ends the replay early
+ * with the queued events processed. */
+static void test_http_on_worker_rank_stop(void **state)
+{
+    const char *dir = tu_tmpdir("mpi-http-stop");
+    double m1[16];
+    xrd_roi_means(m1, 3, 7);
+    int port = free_port();
+    pid_t pid = spawn_mpi_replay(dir, port, "--http-rank 1 --rate 2");
+    wait_up(port, 60);
+    wait_roi(port, 3, 60);
+    cJSON *rm;
+    int n = roi_count(port, &rm);
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(rm, "data");
+    for (int i = 1; i <= n; i++)
+        assert_true(fabs(cJSON_GetArrayItem(data, i)->valuedouble - m1[i]) < 1e-9);
+    cJSON_Delete(rm);
+    check_worker_counters(port, 2);
+    resp r = post_json(port, "/api/v1/control/stop", "{}", NULL);
+    assert_int_equal(r.code, 200);
+    resp_free(&r);
+    int rc = wait_exit(dir, pid, 60);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/weir.log", dir);
+    size_t len;
+    char *log = (char *)tu_read_file(p, &len);
+    unsigned long events = 99;
+    int found = 0;
+    for (const char *at = log; !found && (at = strstr(at, "weir replay: ")); at++)
+        found = sscanf(at, "weir replay: %lu events", &events) == 1;
+    if (!found) fail_msg("no event count in the log:\n%s", log);
+    if (events >= 11 || (rc != 0 && rc != 3)) fail_msg("exit %d, %lu events:\n%s", rc, events, log);
+    free(log);
+}
+
+/* Abort from the serving rank (rank 0) ends every rank at once: state
+ * error "aborted", exit code 1. */
+static void test_http_abort(void **state)
+{
+    const char *dir = tu_tmpdir("mpi-http-abort");
+    int port = free_port();
+    pid_t pid = spawn_mpi_replay(dir, port, "--rate 2 --keep-alive");
+    wait_up(port, 60);
+    wait_roi(port, 2, 60);
+    resp r = post_json(port, "/api/v1/control/abort", "{}", NULL);
+    assert_int_equal(r.code, 200);
+    assert_non_null(strstr(r.body, "error"));
+    resp_free(&r);
+    double end = now_s() + 30;
+    for (;;) {
+        cJSON *st = get_json(port, "/api/v1/status");
+        int done = !strcmp(jstr(st, "state"), "error") && !strcmp(jstr(st, "error"), "aborted") &&
+                   jnum(st, "workers_alive") == 0;
+        cJSON_Delete(st);
+        if (done) break;
+        if (now_s() > end) fail_msg("the abort did not end the worker ranks");
+        nap_ms(50);
+    }
+    cJSON *rm;
+    assert_true(roi_count(port, &rm) < 9);
+    cJSON_Delete(rm);
+    kill(pid, SIGTERM);
+    wait_exit(dir, pid, 60);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_built_with_mpi),           cmocka_unit_test(test_dump_xrd_identical),
         cmocka_unit_test(test_synthetic_sums_and_split), cmocka_unit_test(test_killed_worker_rank),
-        cmocka_unit_test(test_hung_worker_rank),
+        cmocka_unit_test(test_hung_worker_rank),         cmocka_unit_test(test_http_on_rank0),
+        cmocka_unit_test(test_http_on_worker_rank_stop), cmocka_unit_test(test_http_abort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

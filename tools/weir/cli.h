@@ -40,6 +40,7 @@ typedef struct {
     int port;
     const char *token, *web_dir, *cors;
     int sse_period_ms;
+    int http_rank; /* under mpirun: the rank that serves (default 0) */
 } cli_http_opts;
 #define CLI_HTTP_HELP                                                                              \
     "HTTP control plane (live view, REST API under /api/v1):\n"                                    \
@@ -48,7 +49,8 @@ typedef struct {
     "      --token T             every POST needs 'Authorization: Bearer T' (or env WEIR_TOKEN)\n" \
     "      --web-dir DIR         the live page's files (default: web/ beside the weir binary)\n"   \
     "      --cors ORIGIN         allow this browser origin (default: no CORS headers)\n"           \
-    "      --sse-period MS       least interval between live-update events (default 100)\n"
+    "      --sse-period MS       least interval between live-update events (default 100)\n"        \
+    "      --http-rank R         under mpirun: the rank that serves (default 0, the source)\n"
 /* Consumes an HTTP option at argv[*i]: 1 if it was one, 0 if not, -1 on a
  * bad value (message printed). */
 int cli_http_option(int argc, char **argv, int *i, cli_http_opts *o);
@@ -98,8 +100,22 @@ typedef struct {
     void *ud;
 } cli_source;
 
-/* Runs cfg on the MPI ranks; every rank calls it. Returns the exit code. */
-int cli_run_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo, cli_source *src, int *argc,
-                char ***argv, int quiet);
+/* The HTTP control plane under mpirun: served by ho->http_rank. The hooks
+ * are rank 0's source control (a paced replay), called there only. */
+typedef struct {
+    const cli_http_opts *ho;
+    const char *verb;
+    int keep_alive; /* keep serving after the run until SIGINT/SIGTERM */
+    int (*control)(void *ud, weir_http_cmd cmd, char *err, size_t errlen);
+    void (*progress)(void *ud, uint64_t *done, uint64_t *total);
+    void *ud;
+    /* rank 0 when it serves: the source may set the server's state */
+    void (*set_http)(void *ud, weir_http *h);
+} cli_mpi_http;
+
+/* Runs cfg on the MPI ranks; every rank calls it (mh NULL: no HTTP).
+ * Returns the exit code. */
+int cli_run_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo, cli_source *src,
+                const cli_mpi_http *mh, int *argc, char ***argv, int quiet);
 
 #endif

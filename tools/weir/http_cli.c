@@ -1,7 +1,7 @@
 /* http_cli.c — the HTTP control-plane options shared by `weir replay` and
  * `weir run`: --http ADDR:PORT, --port N, --token T (or WEIR_TOKEN),
- * --web-dir DIR, --cors ORIGIN, --sse-period MS. It parses them into a
- * weir_http_config and starts the server; the verbs wire the hooks. */
+ * --web-dir DIR, --cors ORIGIN, --sse-period MS, --http-rank R (under mpirun). It parses them into
+ * a weir_http_config and starts the server; the verbs wire the hooks. */
 #include "cli.h"
 
 #include "weir/http.h"
@@ -31,7 +31,8 @@ int cli_http_option(int argc, char **argv, int *i, cli_http_opts *o)
     const char *a = argv[*i];
     const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     int takes = !strcmp(a, "--http") || !strcmp(a, "--port") || !strcmp(a, "--token") ||
-                !strcmp(a, "--web-dir") || !strcmp(a, "--cors") || !strcmp(a, "--sse-period");
+                !strcmp(a, "--web-dir") || !strcmp(a, "--cors") || !strcmp(a, "--sse-period") ||
+                !strcmp(a, "--http-rank");
     if (!takes) return 0;
     if (!v) {
         fprintf(stderr, "weir: %s needs a value\n", a);
@@ -51,6 +52,10 @@ int cli_http_option(int argc, char **argv, int *i, cli_http_opts *o)
         o->web_dir = v;
     } else if (!strcmp(a, "--cors")) {
         o->cors = v;
+    } else if (!strcmp(a, "--http-rank")) {
+        uint64_t r;
+        if (cli_parse_u64(a, v, &r) || r > 1000000) return -1;
+        o->http_rank = (int)r;
     } else {
         uint64_t ms;
         if (cli_parse_u64(a, v, &ms) || ms < 1 || ms > 60000) return -1;

@@ -1,6 +1,9 @@
 /* mpirun.c — the part of `weir replay` and `weir run` that runs under
  * mpirun: MPI options, rank 0 opening the source, the merged report, and
- * ending the job cleanly (or with MPI_Abort when a worker rank is stuck). */
+ * ending the job cleanly (or with MPI_Abort when a worker rank is stuck).
+ * With --port/--http, one rank (--http-rank, default 0) serves the control
+ * plane: the server's hooks read merged counters and the source's progress
+ * through weir_mpi_cp, and commands go to the ranks that act on them. */
 #include "cli.h"
 
 #include "weir/error.h"
@@ -9,6 +12,8 @@
 #include <cjson/cJSON.h>
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,14 +50,110 @@ int cli_mpi_option(int argc, char **argv, int *i, weir_mpi_opts *o)
     return 1;
 }
 
-int cli_run_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo, cli_source *cs, int *argc,
-                char ***argv, int quiet)
+/* The control plane's glue on every rank: the server (serving rank) and
+ * the source's hooks (rank 0). */
+typedef struct {
+    const cli_mpi_http *mh;
+    weir_http *http;
+    weir_results *results;
+    weir_mpi_cp *cp;
+} mpi_http;
+
+static int mh_source_control(void *ud, weir_mpi_cmd cmd)
+{
+    mpi_http *x = ud;
+    char err[256];
+    weir_http_cmd c = cmd == WEIR_MPI_START  ? WEIR_HTTP_START
+                      : cmd == WEIR_MPI_STOP ? WEIR_HTTP_STOP
+                                             : WEIR_HTTP_ABORT;
+    return x->mh->control ? x->mh->control(x->mh->ud, c, err, sizeof err) : 0;
+}
+
+static void mh_source_progress(void *ud, uint64_t *done, uint64_t *total)
+{
+    mpi_http *x = ud;
+    *done = *total = 0;
+    if (x->mh->progress) x->mh->progress(x->mh->ud, done, total);
+}
+
+static void mh_attach(void *ud, weir_engine *e)
+{
+    mpi_http *x = ud;
+    if (e)
+        weir_http_attach(x->http, e, x->results);
+    else
+        weir_http_detach(x->http);
+}
+
+/* The server's hooks on the serving rank. */
+static int mh_control(void *ud, weir_http_cmd cmd, char *err, size_t errlen)
+{
+    mpi_http *x = ud;
+    weir_mpi_cmd c = cmd == WEIR_HTTP_START  ? WEIR_MPI_START
+                     : cmd == WEIR_HTTP_STOP ? WEIR_MPI_STOP
+                                             : WEIR_MPI_ABORT;
+    int rc = weir_mpi_cp_control(x->cp, c);
+    if (rc)
+        snprintf(err, errlen, "%s",
+                 rc == WEIR_EINVAL ? "no acquisition running (under mpirun a replay runs once)"
+                                   : "the source refused");
+    return rc;
+}
+
+static void mh_progress(void *ud, uint64_t *done, uint64_t *total)
+{
+    mpi_http *x = ud;
+    weir_mpi_cp_progress(x->cp, done, total);
+}
+
+static int mh_stats(void *ud, weir_stats *st)
+{
+    mpi_http *x = ud;
+    return weir_mpi_cp_stats(x->cp, st);
+}
+
+int cli_run_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo0, cli_source *cs,
+                const cli_mpi_http *mh, int *argc, char ***argv, int quiet)
 {
     char err[1024] = "";
     int rank = 0, size = 0, rc = 1;
+    weir_mpi_opts mo = *mo0;
+    mpi_http x = {mh, NULL, NULL, NULL};
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
     if (weir_mpi_init(argc, argv, &rank, &size, err, sizeof err)) {
         fprintf(stderr, "weir: %s\n", err);
         return 1;
+    }
+    int serving = mh && mh->ho->enabled && rank == mh->ho->http_rank;
+    if (mh && mh->ho->enabled) {
+        /* every rank builds the control plane (it duplicates a communicator) */
+        if (serving && mh->keep_alive) pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+        if (serving && !(x.results = weir_results_new())) weir_mpi_abort(1);
+        weir_mpi_cp_config cc = {
+            .http_rank = mh->ho->http_rank,
+            .results = x.results,
+            .source_control = mh_source_control,
+            .progress = mh_source_progress,
+            .attach = mh_attach,
+            .ud = &x,
+        };
+        x.cp = weir_mpi_cp_new(&cc, err, sizeof err);
+        if (!x.cp) {
+            if (rank == 0) fprintf(stderr, "weir: %s\n", err);
+            weir_mpi_abort(2);
+        }
+        mo.cp = x.cp;
+        if (serving) {
+            weir_http_config hc = {
+                .control = mh_control, .progress = mh_progress, .stats = mh_stats, .hook_ud = &x};
+            if (cli_http_start(mh->ho, mh->verb, &hc, &x.http)) weir_mpi_abort(1);
+            fprintf(stderr, "weir %s: rank %d serves the control plane\n", mh->verb, rank);
+            if (rank == 0 && mh->set_http) mh->set_http(mh->ud, x.http);
+            if (!(rank == 0 && mh->set_http)) weir_http_set_state(x.http, WEIR_HTTP_RUNNING, NULL);
+        }
     }
     weir_source src = {0};
     if (rank == 0) {
@@ -63,11 +164,19 @@ int cli_run_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo, cli_sour
         WEIR_LOGI("mpi",
                   "%d ranks: rank 0 source, ranks 1..%d workers (%d thread(s) each), rank %d "
                   "reducer; distribution %s",
-                  size, size - 2, mo->threads_per_rank, size - 1, weir_dist_name(cfg->dist));
+                  size, size - 2, mo.threads_per_rank, size - 1, weir_dist_name(cfg->dist));
     }
     weir_stats st;
     uint64_t lost = 0;
-    int run = weir_mpi_run(cfg, mo, rank == 0 ? &src : NULL, &st, &lost, err, sizeof err);
+    int run = weir_mpi_run(cfg, &mo, rank == 0 ? &src : NULL, &st, &lost, err, sizeof err);
+    if (serving) {
+        weir_stats *all = calloc(1, sizeof *all);
+        int have = all && weir_mpi_cp_stats(x.cp, all);
+        int failed = have && all->error;
+        weir_http_set_state(x.http, failed ? WEIR_HTTP_ERROR : WEIR_HTTP_FINISHED,
+                            failed ? all->error_text : NULL);
+        free(all);
+    }
     if (rank == 0) {
         int problems = cs->report(cs->ud, stderr);
         if (!quiet) weir_stats_print(&st, stderr);
@@ -92,6 +201,21 @@ int cli_run_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo, cli_sour
         if (run) fprintf(stderr, "weir (rank %d): FAILED: %s\n", rank, err);
         rc = run ? 1 : 0;
     }
+    if (x.cp && mh->keep_alive) {
+        /* keep serving until a signal; the other ranks sleep until then */
+        if (serving) {
+            fprintf(stderr, "weir %s: still serving http://%s:%d/ (Ctrl-C to end)\n", mh->verb,
+                    mh->ho->addr, weir_http_port(x.http));
+            while (sigwaitinfo(&sigs, NULL) < 0)
+                ;
+            weir_mpi_cp_release(x.cp);
+        } else {
+            weir_mpi_cp_wait_release(x.cp);
+        }
+    }
+    weir_http_stop(x.http);
+    weir_mpi_cp_free(x.cp);
+    weir_results_free(x.results);
     weir_mpi_finalize();
     return rc;
 }

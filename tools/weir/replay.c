@@ -75,7 +75,9 @@ static void replay_help(FILE *f)
         "      --rate HZ            replay at most HZ events per second (default: no limit)\n\n"
         "%s\n"
         "Under mpirun (-n N, N >= 3) the roles run on ranks: rank 0 reads the files,\n"
-        "ranks 1..N-2 are workers, rank N-1 is the reducer.\n%s",
+        "ranks 1..N-2 are workers, rank N-1 is the reducer; --port serves from rank 0\n"
+        "(or --http-rank R). Under mpirun a replay runs once: with --keep-alive the\n"
+        "server stays up after it, but control/start does not replay again.\n%s",
         CLI_HTTP_HELP, CLI_MPI_HELP);
 }
 
@@ -218,6 +220,9 @@ typedef struct {
     size_t nfiles;
     int drain;
     weir_replay *rp;
+    paced *pc; /* with the control plane: the files through the paced source */
+    int paused;
+    double rate;
 } replay_src;
 
 static int rs_open(void *ud, weir_source *src, char *err, size_t errlen)
@@ -225,7 +230,28 @@ static int rs_open(void *ud, weir_source *src, char *err, size_t errlen)
     replay_src *r = ud;
     int rc = weir_replay_open(r->files, r->nfiles, r->drain, &r->rp, err, errlen);
     if (!rc) *src = weir_replay_source(r->rp);
+    if (!rc && r->pc) {
+        paced *p = r->pc;
+        pthread_mutex_lock(&p->mu);
+        p->inner = *src;
+        p->paused = r->paused;
+        p->stop = 0;
+        p->running = 1;
+        p->rate = r->rate;
+        p->n = 0;
+        pthread_mutex_unlock(&p->mu);
+        *src = (weir_source){paced_next, paced_progress, p};
+    }
     return rc;
+}
+
+static void set_http(void *ud, weir_http *h)
+{
+    paced *p = ud;
+    pthread_mutex_lock(&p->mu);
+    p->http = h;
+    pthread_mutex_unlock(&p->mu);
+    weir_http_set_state(h, p->paused ? WEIR_HTTP_ARMED : WEIR_HTTP_RUNNING, NULL);
 }
 
 static int rs_report(void *ud, FILE *f)
@@ -241,6 +267,11 @@ static int rs_report(void *ud, FILE *f)
 static void rs_close(void *ud)
 {
     replay_src *r = ud;
+    if (r->pc) {
+        pthread_mutex_lock(&r->pc->mu);
+        r->pc->running = 0;
+        pthread_mutex_unlock(&r->pc->mu);
+    }
     weir_replay_close(r->rp);
     r->rp = NULL;
 }
@@ -401,9 +432,16 @@ int cmd_replay(int argc, char **argv)
         .output_dir = outdir,
     };
     if (weir_mpi_launched()) {
-        replay_src rsrc = {files, nfiles, drain, NULL};
+        replay_src rsrc = {files, nfiles, drain, NULL, ho.enabled ? &pc : NULL, paused, rate};
         cli_source cs = {rs_open, rs_report, rs_close, &rsrc};
-        rc = cli_run_mpi(&cfg, &mo, &cs, &argc, &argv, quiet);
+        cli_mpi_http mh = {.ho = &ho,
+                           .verb = "replay",
+                           .keep_alive = keep_alive,
+                           .control = paced_control,
+                           .progress = paced_progress,
+                           .ud = &pc,
+                           .set_http = set_http};
+        rc = cli_run_mpi(&cfg, &mo, &cs, ho.enabled ? &mh : NULL, &argc, &argv, quiet);
         goto out;
     }
     if (ho.enabled) {

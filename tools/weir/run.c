@@ -528,7 +528,7 @@ int cmd_run(int argc, char **argv)
     if (mpi) {
         live_src ls = {live};
         cli_source cs = {ls_open, ls_report, ls_close, &ls};
-        rc = cli_run_mpi(&cfg, &mo, &cs, &argc, &argv, quiet);
+        rc = cli_run_mpi(&cfg, &mo, &cs, NULL, &argc, &argv, quiet);
         goto out;
     }
     int scan = 0;

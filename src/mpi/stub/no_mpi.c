@@ -37,3 +37,35 @@ int weir_mpi_run(const weir_engine_config *cfg, const weir_mpi_opts *o, weir_sou
     snprintf(err, errlen, "this weir was built without MPI");
     return WEIR_EUNSUPPORTED;
 }
+
+weir_mpi_cp *weir_mpi_cp_new(const weir_mpi_cp_config *c, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "this weir was built without MPI");
+    return NULL;
+}
+
+void weir_mpi_cp_free(weir_mpi_cp *cp) {}
+
+int weir_mpi_cp_stats(weir_mpi_cp *cp, weir_stats *st)
+{
+    return 0;
+}
+
+void weir_mpi_cp_progress(weir_mpi_cp *cp, uint64_t *done, uint64_t *total)
+{
+    *done = *total = 0;
+}
+
+int weir_mpi_cp_control(weir_mpi_cp *cp, weir_mpi_cmd cmd)
+{
+    return WEIR_EUNSUPPORTED;
+}
+
+void weir_mpi_cp_counters_get(weir_mpi_cp *cp, weir_mpi_cp_counters *out)
+{
+    *out = (weir_mpi_cp_counters){0};
+}
+
+void weir_mpi_cp_wait_release(weir_mpi_cp *cp) {}
+
+void weir_mpi_cp_release(weir_mpi_cp *cp) {}
