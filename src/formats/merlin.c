@@ -27,6 +27,8 @@
  * receive buffer. */
 #include "weir/merlin.h"
 
+#include "../core/bufreader.h"
+
 #include "weir/error.h"
 
 #include <math.h>
@@ -1405,10 +1407,7 @@ int weir_merlin_mpx_split(const uint8_t *data, size_t len, weir_merlin_mpx *m, c
 /* ------------------------------------------------------------------ reader */
 
 struct weir_merlin_reader {
-    weir_buf *buf;
-    char *name;
-    size_t pos;
-    uint64_t index;
+    weir_bufreader b; /* first: see bufreader.h */
     int has_acq;
     weir_merlin_acq acq;
 };
@@ -1422,34 +1421,12 @@ void weir_merlin_frame_clear(weir_merlin_frame *f)
 
 int weir_merlin_reader_new(weir_buf *buf, const char *name, weir_merlin_reader **out)
 {
-    if (!out) return WEIR_EINVAL;
-    *out = NULL;
-    if (!buf) return WEIR_EINVAL;
-    weir_merlin_reader *r = calloc(1, sizeof *r);
-    if (!r) return WEIR_ENOMEM;
-    r->name = strdup(name ? name : "<buffer>");
-    if (!r->name) {
-        free(r);
-        return WEIR_ENOMEM;
-    }
-    r->buf = weir_buf_ref(buf);
-    *out = r;
-    return WEIR_OK;
+    return weir_bufreader_new(sizeof **out, buf, name, (void **)out);
 }
 
 int weir_merlin_reader_open(const char *path, weir_merlin_reader **out, char *err, size_t errlen)
 {
-    weir_buf *b = NULL;
-    if (!path || !out) return WEIR_EINVAL;
-    *out = NULL;
-    int rc = weir_buf_map_file(path, &b);
-    if (rc) {
-        if (err && errlen) snprintf(err, errlen, "%s: cannot read: %s", path, weir_strerror(rc));
-        return rc;
-    }
-    rc = weir_merlin_reader_new(b, path, out);
-    weir_buf_unref(b);
-    return rc;
+    return weir_bufreader_open(sizeof **out, path, (void **)out, err, errlen);
 }
 
 const weir_merlin_acq *weir_merlin_reader_acq(const weir_merlin_reader *r)
@@ -1461,9 +1438,7 @@ void weir_merlin_reader_free(weir_merlin_reader *r)
 {
     if (!r) return;
     weir_merlin_acq_clear(&r->acq);
-    weir_buf_unref(r->buf);
-    free(r->name);
-    free(r);
+    weir_bufreader_free(r);
 }
 
 /* The next MPX message that is a frame; HDR messages on the way are kept. */
@@ -1471,16 +1446,16 @@ static int next_mpx(weir_merlin_reader *r, const uint8_t *d, size_t size, weir_m
                     char *err, size_t errlen)
 {
     for (;;) {
-        if (r->pos == size) return 1;
-        mctx c = {r->name, d + r->pos, r->pos, err, errlen};
+        if (r->b.pos == size) return 1;
+        mctx c = {r->b.name, d + r->b.pos, r->b.pos, err, errlen};
         weir_merlin_mpx m;
-        size_t left = size - r->pos;
+        size_t left = size - r->b.pos;
         int rc = mpx_split(&c, left, &m);
         if (rc == WEIR_ETRUNCATED)
             return fail_at(&c, rc, 0, "MPX message cut short: it needs %zu bytes, %zu are left",
                            m.total, left);
         if (rc) return rc;
-        mctx pc = {r->name, d + r->pos + m.payload_off, r->pos + m.payload_off, err, errlen};
+        mctx pc = {r->b.name, d + r->b.pos + m.payload_off, r->b.pos + m.payload_off, err, errlen};
         if (m.kind == WEIR_MERLIN_MSG_HDR) {
             weir_merlin_acq a = {0};
             char *text = malloc(m.payload_len + 1);
@@ -1498,7 +1473,7 @@ static int next_mpx(weir_merlin_reader *r, const uint8_t *d, size_t size, weir_m
             weir_merlin_acq_clear(&r->acq);
             r->acq = a;
             r->has_acq = 1;
-            r->pos += m.total;
+            r->b.pos += m.total;
             continue;
         }
         if (m.kind != WEIR_MERLIN_MSG_FRAME)
@@ -1514,8 +1489,8 @@ static int next_mpx(weir_merlin_reader *r, const uint8_t *d, size_t size, weir_m
                            "MPX frame message: %zu payload bytes, the MQ1 header describes %zu "
                            "header + %zu pixel bytes",
                            m.payload_len, fr->hdr.data_offset, fr->hdr.payload_bytes);
-        fr->offset = r->pos + m.payload_off;
-        r->pos += m.total;
+        fr->offset = r->b.pos + m.payload_off;
+        r->b.pos += m.total;
         return WEIR_OK;
     }
 }
@@ -1526,40 +1501,40 @@ int weir_merlin_reader_next(weir_merlin_reader *r, weir_merlin_frame *fr, int *e
     if (!r || !fr || !eof) return WEIR_EINVAL;
     memset(fr, 0, sizeof *fr);
     *eof = 0;
-    const uint8_t *d = weir_buf_data(r->buf);
-    size_t size = weir_buf_size(r->buf), save = r->pos;
+    const uint8_t *d = weir_buf_data(r->b.buf);
+    size_t size = weir_buf_size(r->b.buf), save = r->b.pos;
     int rc;
-    if (r->pos == size) {
+    if (r->b.pos == size) {
         *eof = 1;
         return WEIR_OK;
     }
-    if (size - r->pos >= 4 && !memcmp(d + r->pos, MPX_MAGIC, 4)) {
+    if (size - r->b.pos >= 4 && !memcmp(d + r->b.pos, MPX_MAGIC, 4)) {
         rc = next_mpx(r, d, size, fr, err, errlen);
         if (rc == 1) {
             *eof = 1;
             return WEIR_OK;
         }
     } else {
-        mctx c = {r->name, d + r->pos, r->pos, err, errlen};
-        size_t left = size - r->pos;
+        mctx c = {r->b.name, d + r->b.pos, r->b.pos, err, errlen};
+        size_t left = size - r->b.pos;
         if ((rc = parse_frame(&c, left, &fr->hdr))) goto fail;
         if (left - fr->hdr.data_offset < fr->hdr.payload_bytes) {
             rc = fail_at(&c, WEIR_ETRUNCATED, 0,
                          "frame %llu (sequence %llu) cut short: it needs %zu header + %zu pixel "
                          "bytes, %zu are left",
-                         (unsigned long long)r->index, (unsigned long long)fr->hdr.sequence,
+                         (unsigned long long)r->b.index, (unsigned long long)fr->hdr.sequence,
                          fr->hdr.data_offset, fr->hdr.payload_bytes, left);
             goto fail;
         }
-        fr->offset = r->pos;
-        r->pos += fr->hdr.data_offset + fr->hdr.payload_bytes;
+        fr->offset = r->b.pos;
+        r->b.pos += fr->hdr.data_offset + fr->hdr.payload_bytes;
     }
     if (rc) goto fail;
-    fr->buf = weir_buf_ref(r->buf);
-    fr->index = r->index++;
+    fr->buf = weir_buf_ref(r->b.buf);
+    fr->index = r->b.index++;
     return WEIR_OK;
 fail:
-    r->pos = save; /* stay at the bad item */
+    r->b.pos = save; /* stay at the bad item */
     memset(fr, 0, sizeof *fr);
     return rc;
 }

@@ -23,6 +23,8 @@
  * 16-byte frame range is new per message. */
 #include "weir/tpx3.h"
 
+#include "../core/bufreader.h"
+
 #include "weir/error.h"
 
 #include <stdarg.h>
@@ -1159,10 +1161,7 @@ const weir_tpx3_framer_stats *weir_tpx3_framer_stats_get(const weir_tpx3_framer 
 /* ----------------------------------------------------------------- reader */
 
 struct weir_tpx3_reader {
-    weir_buf *buf;
-    char *name;
-    size_t pos;
-    uint64_t index;
+    weir_bufreader b; /* first: see bufreader.h */
     int has_acq;
     weir_tpx3_acq_start acq;
 };
@@ -1176,47 +1175,25 @@ void weir_tpx3_item_clear(weir_tpx3_item *it)
 
 int weir_tpx3_reader_new(weir_buf *buf, const char *name, weir_tpx3_reader **out)
 {
-    if (!out) return WEIR_EINVAL;
-    *out = NULL;
-    if (!buf) return WEIR_EINVAL;
-    weir_tpx3_reader *r = calloc(1, sizeof *r);
-    if (!r) return WEIR_ENOMEM;
-    r->name = strdup(name ? name : "<buffer>");
-    if (!r->name) {
-        free(r);
-        return WEIR_ENOMEM;
-    }
-    r->buf = weir_buf_ref(buf);
-    *out = r;
-    return WEIR_OK;
+    return weir_bufreader_new(sizeof **out, buf, name, (void **)out);
 }
 
 int weir_tpx3_reader_open(const char *path, weir_tpx3_reader **out, char *err, size_t errlen)
 {
-    weir_buf *b = NULL;
-    if (!path || !out) return WEIR_EINVAL;
-    *out = NULL;
-    int rc = weir_buf_map_file(path, &b);
-    if (rc) return fail(err, errlen, rc, "%s: cannot read: %s", path, weir_strerror(rc));
-    rc = weir_tpx3_reader_new(b, path, out);
-    weir_buf_unref(b);
-    return rc;
+    return weir_bufreader_open(sizeof **out, path, (void **)out, err, errlen);
 }
 
 void weir_tpx3_reader_rewind(weir_tpx3_reader *r)
 {
     if (!r) return;
-    r->pos = 0;
-    r->index = 0;
+    r->b.pos = 0;
+    r->b.index = 0;
     r->has_acq = 0;
 }
 
 void weir_tpx3_reader_free(weir_tpx3_reader *r)
 {
-    if (!r) return;
-    weir_buf_unref(r->buf);
-    free(r->name);
-    free(r);
+    weir_bufreader_free(r);
 }
 
 int weir_tpx3_reader_next(weir_tpx3_reader *r, int validate, weir_tpx3_item *it, int *eof,
@@ -1226,55 +1203,56 @@ int weir_tpx3_reader_next(weir_tpx3_reader *r, int validate, weir_tpx3_item *it,
     if (!r || !it || !eof) return WEIR_EINVAL;
     memset(it, 0, sizeof *it);
     *eof = 0;
-    const uint8_t *d = weir_buf_data(r->buf);
-    size_t size = weir_buf_size(r->buf), left = size - r->pos;
+    const uint8_t *d = weir_buf_data(r->b.buf);
+    size_t size = weir_buf_size(r->b.buf), left = size - r->b.pos;
     if (!left) {
         *eof = 1;
         return WEIR_OK;
     }
     weir_tpx3_header h;
-    int rc = weir_tpx3_header_decode(d + r->pos, left, &h, e, sizeof e);
+    int rc = weir_tpx3_header_decode(d + r->b.pos, left, &h, e, sizeof e);
     if (rc)
-        return fail(err, errlen, rc, "%s: message %llu at byte %zu: %s", r->name,
-                    (unsigned long long)r->index, r->pos, e);
+        return fail(err, errlen, rc, "%s: message %llu at byte %zu: %s", r->b.name,
+                    (unsigned long long)r->b.index, r->b.pos, e);
     uint64_t pl = 0;
     if (h.tag == WEIR_TPX3_ARRAY_CHUNK) {
         if (!r->has_acq)
             return fail(err, errlen, WEIR_EFORMAT,
                         "%s: byte %zu: ArrayChunk before any AcquisitionStart (its size "
                         "depends on the acquisition's dtypes)",
-                        r->name, r->pos);
-        if ((rc = weir_tpx3_chunk_size(&r->acq, &h.u.chunk, r->pos, &pl, e, sizeof e)))
-            return fail(err, errlen, rc, "%s: %s", r->name, e);
+                        r->b.name, r->b.pos);
+        if ((rc = weir_tpx3_chunk_size(&r->acq, &h.u.chunk, r->b.pos, &pl, e, sizeof e)))
+            return fail(err, errlen, rc, "%s: %s", r->b.name, e);
     } else if (h.tag == WEIR_TPX3_SCAN_START) {
         pl = h.u.scan_start.metadata_length;
     }
     if (pl > left - WEIR_TPX3_HEADER_SIZE)
         return fail(err, errlen, WEIR_ETRUNCATED,
                     "%s: byte %zu: %s cut short: it needs %llu payload bytes, %zu are left",
-                    r->name, r->pos, weir_tpx3_tag_name(h.tag), (unsigned long long)pl,
+                    r->b.name, r->b.pos, weir_tpx3_tag_name(h.tag), (unsigned long long)pl,
                     left - WEIR_TPX3_HEADER_SIZE);
     size_t total = WEIR_TPX3_HEADER_SIZE + (size_t)pl;
     if (h.tag == WEIR_TPX3_ARRAY_CHUNK && validate) {
-        weir_buf *pv = weir_buf_view(r->buf, r->pos + WEIR_TPX3_HEADER_SIZE, (size_t)pl);
+        weir_buf *pv = weir_buf_view(r->b.buf, r->b.pos + WEIR_TPX3_HEADER_SIZE, (size_t)pl);
         weir_tpx3_chunk c;
         if (!pv) return WEIR_ENOMEM;
         rc = weir_tpx3_chunk_view(&r->acq, &h.u.chunk, pv, 1, &c, e, sizeof e);
         weir_buf_unref(pv);
-        if (rc) return fail(err, errlen, rc, "%s: ArrayChunk at byte %zu: %s", r->name, r->pos, e);
+        if (rc)
+            return fail(err, errlen, rc, "%s: ArrayChunk at byte %zu: %s", r->b.name, r->b.pos, e);
         weir_tpx3_chunk_clear(&c);
     }
-    it->wire = weir_buf_view(r->buf, r->pos, total);
+    it->wire = weir_buf_view(r->b.buf, r->b.pos, total);
     if (!it->wire) return WEIR_ENOMEM;
     it->hdr = h;
-    it->offset = r->pos;
+    it->offset = r->b.pos;
     it->size = total;
-    it->index = r->index++;
+    it->index = r->b.index++;
     if (h.tag == WEIR_TPX3_ACQ_START) {
         r->acq = h.u.acq_start;
         r->has_acq = 1;
     }
-    r->pos += total;
+    r->b.pos += total;
     return WEIR_OK;
 }
 
