@@ -21,14 +21,16 @@
  *          or {"detector": "merlin", "control": "HOST:6341", "frames": 9,
  *             "trigger": "soft"|"hard"} (omitted: passive),
  *  "parameters": {"till_x": "3", "from_y": "7"},
- *  "http": "127.0.0.1:5000"}
+ *  "http": "127.0.0.1:5000", "http_rank": 0}
  *
  * With "http" (or --http / --port) the HTTP control plane serves the run:
  * the engine is re-created per acquisition, so the server is attached to
  * each in turn and keeps serving between them (state armed while waiting
  * for a series, finished after it; the results stay visible). Parameters
  * changed over HTTP carry over to the next acquisition. Stop and abort
- * end the acquisition and the run, as Ctrl-C does. */
+ * end the acquisition and the run, as Ctrl-C does. Under mpirun the same
+ * holds with the server on rank "http_rank" (cli_run_mpi, one MPI run per
+ * acquisition). */
 #include "cli.h"
 
 #include "weir/engine.h"
@@ -88,7 +90,8 @@ static void run_help(FILE *f)
             "and triggers the detector: {detector: dectris, api: HOST:PORT, config: {...},\n"
             "header_detail} or {detector: merlin, control: HOST:PORT, frames, trigger:\n"
             "soft|hard}; without it weir waits for an acquisition started elsewhere), http\n"
-            "(\"ADDR:PORT\": the control plane, as --http).\n\n%s\n%s",
+            "(\"ADDR:PORT\": the control plane, as --http), http_rank (under mpirun: the\n"
+            "rank that serves it, as --http-rank).\n\n%s\n%s",
             CLI_HTTP_HELP, CLI_MPI_HELP);
 }
 
