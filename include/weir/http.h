@@ -60,6 +60,10 @@ typedef struct {
      * attached engine's (an MPI run: all ranks merged); returns 1 if it
      * filled st, 0 if there is nothing yet. Thread-safe. */
     int (*stats)(void *ud, weir_stats *st);
+    /* streams(): the per-stream counters /status shows when no live source
+     * is attached (weir_http_attach_live) — a live source on another MPI
+     * rank; returns how many it filled (up to cap). Thread-safe. */
+    size_t (*streams)(void *ud, weir_live_stream_stats *out, size_t cap);
     void *hook_ud;
 } weir_http_config;
 

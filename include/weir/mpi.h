@@ -21,6 +21,8 @@
 #include <stdint.h>
 
 #include "weir/engine.h"
+#include "weir/live.h"
+#include "weir/params.h"
 #include "weir/results.h"
 
 /* ---- the control plane across ranks (mpi_control.c) ----
@@ -42,7 +44,16 @@
  *  - status: every rank sends its counters to the serving rank every 200 ms
  *    (rank 0 with the source's progress); a rank silent for the rank
  *    timeout counts as dead in workers_alive.
- *  - control: start/stop go to rank 0 (source), abort to every rank. */
+ *  - control: start/stop go to rank 0 (source), abort to every rank.
+ *  - streams: rank 0's live per-stream counters travel with its counters
+ *    (at most WEIR_MPI_CP_STREAMS streams).
+ *  - several acquisitions (weir run --continuous): between two runs every
+ *    rank calls weir_mpi_cp_idle_begin, rank 0 waits for the next
+ *    acquisition (stop and abort from the serving rank reach its source
+ *    meanwhile), weir_mpi_cp_next tells every rank whether it comes and
+ *    weir_mpi_cp_share_params gives every rank the serving rank's current
+ *    parameters for it. */
+#define WEIR_MPI_CP_STREAMS 16
 typedef struct weir_mpi_cp weir_mpi_cp;
 
 typedef enum { WEIR_MPI_START = 1, WEIR_MPI_STOP, WEIR_MPI_ABORT } weir_mpi_cmd;
@@ -56,6 +67,8 @@ typedef struct {
     int (*source_control)(void *ud, weir_mpi_cmd cmd);
     /* rank 0: the source's progress, thread-safe; may be NULL */
     void (*progress)(void *ud, uint64_t *done, uint64_t *total);
+    /* rank 0: the live source's per-stream counters, thread-safe; may be NULL */
+    size_t (*streams)(void *ud, weir_live_stream_stats *out, size_t cap);
     /* serving rank: the local engine once it exists, NULL before it is freed */
     void (*attach)(void *ud, weir_engine *e);
     void *ud;
@@ -81,6 +94,20 @@ void weir_mpi_cp_progress(weir_mpi_cp *cp, uint64_t *done, uint64_t *total);
  * abort to every other rank. 0, or WEIR_EINVAL when no run is in progress. */
 int weir_mpi_cp_control(weir_mpi_cp *cp, weir_mpi_cmd cmd);
 void weir_mpi_cp_counters_get(weir_mpi_cp *cp, weir_mpi_cp_counters *out);
+/* Serving rank: rank 0's live per-stream counters (its own on rank 0, else
+ * as last reported); returns how many it filled (up to cap). */
+size_t weir_mpi_cp_streams(weir_mpi_cp *cp, weir_live_stream_stats *out, size_t cap);
+/* Between acquisitions, every rank (cp may be NULL: no control plane).
+ * idle_begin: until weir_mpi_cp_next, stop and abort from the serving rank
+ * go to rank 0's source_control (start is refused with WEIR_EINVAL).
+ * next: rank 0's `go` to every rank (the others pass anything and sleep
+ * while they wait); returns it. share_params: the serving rank passes the
+ * parameters the next run should use (owned; NULL = none) and gets them
+ * back; every other rank gets a new set (base plus the serving rank's
+ * values; NULL if the serving rank had none). The caller frees it. */
+void weir_mpi_cp_idle_begin(weir_mpi_cp *cp);
+int weir_mpi_cp_next(weir_mpi_cp *cp, int go);
+weir_params *weir_mpi_cp_share_params(weir_mpi_cp *cp, weir_params *mine, const weir_params *base);
 /* Keep-alive: ranks other than the serving one wait (sleeping, not
  * spinning) until the serving rank calls weir_mpi_cp_release. */
 void weir_mpi_cp_wait_release(weir_mpi_cp *cp);

@@ -460,6 +460,7 @@ static cJSON *streams_json(weir_http *h)
     weir_live_stream_stats ss[32];
     size_t n = l ? weir_live_stream_stats_get(l, ss, 32) : 0;
     eng_end(h);
+    if (!l && h->streams) n = h->streams(h->hook_ud, ss, 32);
     for (size_t i = 0; arr && i < n; i++) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", ss[i].name);

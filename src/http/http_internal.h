@@ -43,6 +43,7 @@ struct weir_http {
     int (*control)(void *ud, weir_http_cmd cmd, char *err, size_t errlen);
     void (*progress)(void *ud, uint64_t *done, uint64_t *total);
     int (*stats)(void *ud, weir_stats *st);
+    size_t (*streams)(void *ud, weir_live_stream_stats *out, size_t cap);
     void *hook_ud;
     int port;
 

@@ -159,6 +159,7 @@ int http_create(const weir_http_config *cfg, weir_http **out, char *err, size_t 
     h->control = cfg->control;
     h->progress = cfg->progress;
     h->stats = cfg->stats;
+    h->streams = cfg->streams;
     h->hook_ud = cfg->hook_ud;
     h->port = cfg->port;
     h->last_stats = calloc(1, sizeof *h->last_stats);

@@ -41,6 +41,8 @@ typedef struct {
     weir_stats st;
     uint64_t done, total;
     int32_t final;
+    uint32_t nstreams; /* rank 0: its live source's per-stream counters */
+    weir_live_stream_stats streams[WEIR_MPI_CP_STREAMS];
 } stats_msg;
 
 struct weir_mpi_cp {
@@ -64,6 +66,11 @@ struct weir_mpi_cp {
     atomic_int ending;
     atomic_uint seq;                   /* parameter set applied on this rank */
     unsigned bcast_seq, bcast_version; /* rank 0, source thread only */
+    /* between acquisitions (weir_mpi_cp_idle_begin .. weir_mpi_cp_next) */
+    int idle;          /* guarded by mu */
+    pthread_t idle_th; /* rank 0: takes stop/abort for the source */
+    int idle_started;
+    atomic_int idle_end;
 };
 
 /* ---- byte buffers -------------------------------------------------------- */
@@ -132,39 +139,52 @@ static void nap(long ns)
 
 /* ---- parameters -------------------------------------------------------------- */
 
-/* The engine's whole parameter set as (name, stored bytes) pairs. */
-static void params_encode(weir_engine *e, wb *w)
+/* A whole parameter set as (name, stored bytes) pairs. */
+static void params_encode_set(const weir_params *p, wb *w)
 {
-    pthread_mutex_lock(&e->params_mu);
-    uint32_t n = (uint32_t)weir_params_count(e->params);
+    uint32_t n = (uint32_t)weir_params_count(p);
     put(w, &n, 4);
     for (uint32_t i = 0; i < n; i++) {
-        const char *name = weir_params_name(e->params, i), *data = NULL;
+        const char *name = weir_params_name(p, i), *data = NULL;
         size_t len = 0;
-        weir_params_get_bytes(e->params, name, &data, &len);
+        weir_params_get_bytes(p, name, &data, &len);
         put_bytes(w, name, strlen(name));
         put_bytes(w, data, len);
     }
+}
+
+/* The engine's whole parameter set. */
+static void params_encode(weir_engine *e, wb *w)
+{
+    pthread_mutex_lock(&e->params_mu);
+    params_encode_set(e->params, w);
     pthread_mutex_unlock(&e->params_mu);
+}
+
+/* Sets the encoded values on p. */
+static int params_decode(weir_params *p, rb *r, char *err, size_t errlen)
+{
+    uint32_t n;
+    if (get(r, &n, 4)) return WEIR_ETRUNCATED;
+    int rc = WEIR_OK;
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        size_t nl = 0, dl = 0;
+        const uint8_t *nm = get_bytes(r, &nl), *d = nm ? get_bytes(r, &dl) : NULL;
+        char *name = nm && d ? strndup((const char *)nm, nl) : NULL;
+        rc = name ? weir_params_set(p, name, d, dl, 0, err, errlen) : WEIR_ETRUNCATED;
+        free(name);
+    }
+    return rc;
 }
 
 /* Adopts a parameter set: the engine's instances pick it up at their next
  * event, as after weir_engine_set_params. */
 static int params_apply(weir_engine *e, rb *r)
 {
-    uint32_t n;
     char err[256] = "";
-    if (get(r, &n, 4)) return WEIR_ETRUNCATED;
     pthread_mutex_lock(&e->params_mu);
     weir_params *next = weir_params_clone(e->params);
-    int rc = next ? WEIR_OK : WEIR_ENOMEM;
-    for (uint32_t i = 0; i < n && !rc; i++) {
-        size_t nl = 0, dl = 0;
-        const uint8_t *nm = get_bytes(r, &nl), *d = nm ? get_bytes(r, &dl) : NULL;
-        char *name = nm && d ? strndup((const char *)nm, nl) : NULL;
-        rc = name ? weir_params_set(next, name, d, dl, 0, err, sizeof err) : WEIR_ETRUNCATED;
-        free(name);
-    }
+    int rc = next ? params_decode(next, r, err, sizeof err) : WEIR_ENOMEM;
     if (!rc) {
         weir_params *old = e->params;
         e->params = next;
@@ -341,8 +361,8 @@ static void handle(weir_mpi_cp *cp, MPI_Status *st)
                   cmd == WEIR_MPI_ABORT  ? "abort"
                   : cmd == WEIR_MPI_STOP ? "stop"
                                          : "start");
-        if (cmd == WEIR_MPI_ABORT) weir_engine_abort(e);
-        if (cmd == WEIR_MPI_STOP && cp->rank == 0) weir_engine_stop(e);
+        if (cmd == WEIR_MPI_ABORT && e) weir_engine_abort(e);
+        if (cmd == WEIR_MPI_STOP && cp->rank == 0 && e) weir_engine_stop(e);
         if (cp->rank == 0 && cp->c.source_control) cp->c.source_control(cp->c.ud, cmd);
     } else if (st->MPI_TAG == TAG_CP_STATS && cp->rank == cp->R && n == (int)sizeof(stats_msg)) {
         pthread_mutex_lock(&cp->mu);
@@ -474,6 +494,8 @@ static void *cp_main(void *arg)
             next_stats = now + STATS_PERIOD;
             weir_engine_stats(e, &sm->st);
             if (cp->rank == 0 && cp->c.progress) cp->c.progress(cp->c.ud, &sm->done, &sm->total);
+            if (cp->rank == 0 && cp->c.streams)
+                sm->nstreams = (uint32_t)cp->c.streams(cp->c.ud, sm->streams, WEIR_MPI_CP_STREAMS);
             sm->final = ending;
             finals = ending;
             MPI_Isend(sm, (int)sizeof *sm, MPI_BYTE, cp->R, TAG_CP_STATS, cp->ctl, &req[0]);
@@ -534,6 +556,10 @@ weir_mpi_cp *weir_mpi_cp_new(const weir_mpi_cp_config *c, char *err, size_t errl
 void weir_mpi_cp_free(weir_mpi_cp *cp)
 {
     if (!cp) return;
+    if (cp->idle_started) {
+        atomic_store(&cp->idle_end, 1);
+        pthread_join(cp->idle_th, NULL);
+    }
     MPI_Comm_free(&cp->ctl);
     pthread_mutex_destroy(&cp->mu);
     free(cp->got);
@@ -639,11 +665,17 @@ void weir_mpi_cp_progress(weir_mpi_cp *cp, uint64_t *done, uint64_t *total)
 int weir_mpi_cp_control(weir_mpi_cp *cp, weir_mpi_cmd cmd)
 {
     pthread_mutex_lock(&cp->mu);
-    int running = cp->e != NULL;
+    int running = cp->e != NULL, idle = cp->idle;
     pthread_mutex_unlock(&cp->mu);
+    int32_t c = (int32_t)cmd;
+    if (!running && idle && cmd != WEIR_MPI_START) {
+        /* between acquisitions: only rank 0's source is waiting */
+        if (cp->rank == 0) return cp->c.source_control ? cp->c.source_control(cp->c.ud, cmd) : 0;
+        MPI_Send(&c, 1, MPI_INT32_T, 0, TAG_CP_CTRL, cp->ctl);
+        return 0;
+    }
     if (!running) return WEIR_EINVAL;
     int rc = 0;
-    int32_t c = (int32_t)cmd;
     if (cp->rank == 0 && cp->c.source_control) rc = cp->c.source_control(cp->c.ud, cmd);
     if (cmd != WEIR_MPI_ABORT && cp->rank != 0)
         MPI_Send(&c, 1, MPI_INT32_T, 0, TAG_CP_CTRL, cp->ctl);
@@ -679,4 +711,119 @@ void weir_mpi_cp_release(weir_mpi_cp *cp)
     int v = 1;
     for (int r = 0; r < cp->size; r++)
         if (r != cp->R) MPI_Send(&v, 1, MPI_INT, r, TAG_CP_RELEASE, cp->ctl);
+}
+
+size_t weir_mpi_cp_streams(weir_mpi_cp *cp, weir_live_stream_stats *out, size_t cap)
+{
+    if (cp->rank == 0) return cp->c.streams ? cp->c.streams(cp->c.ud, out, cap) : 0;
+    pthread_mutex_lock(&cp->mu);
+    size_t n = cp->have[0] ? cp->got[0].nstreams : 0;
+    if (n > cap) n = cap;
+    if (n > WEIR_MPI_CP_STREAMS) n = WEIR_MPI_CP_STREAMS;
+    memcpy(out, cp->got[0].streams, n * sizeof *out);
+    pthread_mutex_unlock(&cp->mu);
+    return n;
+}
+
+/* ---- between acquisitions ------------------------------------------------------------------ */
+
+/* Rank 0 while it waits for the next acquisition: stop and abort from the
+ * serving rank reach the source (which is what is waiting). */
+static void *idle_main(void *arg)
+{
+    weir_mpi_cp *cp = arg;
+    while (!atomic_load(&cp->idle_end)) {
+        int flag = 0;
+        MPI_Status st;
+        MPI_Iprobe(MPI_ANY_SOURCE, TAG_CP_CTRL, cp->ctl, &flag, &st);
+        if (flag)
+            handle(cp, &st);
+        else
+            nap(5000000);
+    }
+    return NULL;
+}
+
+void weir_mpi_cp_idle_begin(weir_mpi_cp *cp)
+{
+    if (!cp) return;
+    pthread_mutex_lock(&cp->mu);
+    cp->idle = 1;
+    pthread_mutex_unlock(&cp->mu);
+    if (cp->rank != 0 || cp->idle_started) return;
+    atomic_store(&cp->idle_end, 0);
+    cp->idle_started = pthread_create(&cp->idle_th, NULL, idle_main, cp) == 0;
+    if (!cp->idle_started) WEIR_LOGW(COMP, "no thread for stop/abort between acquisitions");
+}
+
+/* Waits for a nonblocking collective, sleeping between tests. */
+static void wait_req(MPI_Request *rq)
+{
+    for (;;) {
+        int flag = 0;
+        MPI_Test(rq, &flag, MPI_STATUS_IGNORE);
+        if (flag) return;
+        nap(5000000);
+    }
+}
+
+int weir_mpi_cp_next(weir_mpi_cp *cp, int go)
+{
+    if (cp && cp->idle_started) {
+        atomic_store(&cp->idle_end, 1);
+        pthread_join(cp->idle_th, NULL);
+        cp->idle_started = 0;
+    }
+    int32_t v = go;
+    MPI_Request rq;
+    MPI_Ibcast(&v, 1, MPI_INT32_T, 0, cp ? cp->ctl : MPI_COMM_WORLD, &rq);
+    wait_req(&rq);
+    if (cp) {
+        pthread_mutex_lock(&cp->mu);
+        cp->idle = 0;
+        pthread_mutex_unlock(&cp->mu);
+    }
+    return v;
+}
+
+weir_params *weir_mpi_cp_share_params(weir_mpi_cp *cp, weir_params *mine, const weir_params *base)
+{
+    if (!cp) return mine;
+    wb w = {0};
+    uint64_t len = 0;
+    if (cp->rank == cp->R && mine) {
+        params_encode_set(mine, &w);
+        len = w.bad ? 0 : w.len;
+        if (w.bad) WEIR_LOGE(COMP, "out of memory sending the parameters");
+    }
+    MPI_Request rq;
+    MPI_Ibcast(&len, 1, MPI_UINT64_T, cp->R, cp->ctl, &rq);
+    wait_req(&rq);
+    uint8_t *buf = cp->rank == cp->R ? w.p : malloc(len ? (size_t)len : 1);
+    if (!buf && len) {
+        WEIR_LOGE(COMP, "rank %d: out of memory receiving the parameters", cp->rank);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    uint8_t dummy[1];
+    MPI_Ibcast(buf ? buf : dummy, (int)len, MPI_BYTE, cp->R, cp->ctl, &rq);
+    wait_req(&rq);
+    if (cp->rank == cp->R) {
+        free(w.p);
+        return mine;
+    }
+    weir_params *p = NULL;
+    if (len && buf) {
+        char err[256] = "";
+        rb r = {buf, (size_t)len, 0};
+        p = base ? weir_params_clone(base) : weir_params_new();
+        int rc = p ? params_decode(p, &r, err, sizeof err) : WEIR_ENOMEM;
+        if (rc) {
+            WEIR_LOGE(COMP, "rank %d: the serving rank's parameters were refused: %s", cp->rank,
+                      err[0] ? err : weir_strerror(rc));
+            weir_params_free(p);
+            p = NULL;
+        }
+    }
+    free(buf);
+    return p;
 }

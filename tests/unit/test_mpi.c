@@ -11,7 +11,11 @@
  * - a worker rank killed mid-run ends the job with mpirun naming the rank;
  *   a hung worker rank is detected within the timeout with weir's error, or,
  *   with --continue-without-dead, the run goes on and reports the lost
- *   events. */
+ *   events.
+ * - the HTTP control plane of replay and run (fed by weir sim) under
+ *   mpirun: results equal to values computed here, merged counters, the
+ *   live stream counters, parameters across ranks and acquisitions,
+ *   stop/abort. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -717,13 +721,240 @@ static void test_http_abort(void **state)
     wait_exit(dir, pid, 60);
 }
 
+/* ---- weir run under mpirun with the control plane, fed by weir sim ---- */
+
+/* ROI mean data[:till_x, from_y:] of synthetic uint16 frame i (h x w). */
+static double synth_roi_mean(size_t h, size_t w, uint64_t seed, uint64_t i, int till_x, int from_y)
+{
+    weir_synth_config c = {
+        .frames = i + 1, .height = h, .width = w, .dtype = WEIR_DT_U16, .seed = seed};
+    uint16_t *px = malloc(h * w * 2);
+    assert_non_null(px);
+    weir_synth_frame(&c, i, px);
+    double s = 0;
+    int n = 0;
+    for (size_t row = 0; row < (size_t)till_x && row < h; row++)
+        for (size_t col = (size_t)from_y; col < w; col++) {
+            s += px[row * w + col];
+            n++;
+        }
+    free(px);
+    return n ? s / n : NAN;
+}
+
+/* Runs `cmd` with sh in dir (output appended to dir/weir.log); its pid. */
+static pid_t spawn_sh(const char *dir, const char *cmd)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (chdir(dir)) _exit(126);
+        setenv("LOG_LEVEL", "WARNING", 1);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* cfg.json: one STINS stream bound on sport into the tutorial plug-ins
+ * (till_x 4, from_y 2), served on hport; extra: more members. Then
+ * mpirun ... weir run cfg.json args; returns mpirun's pid. */
+static pid_t spawn_mpi_run(const char *dir, int sport, int hport, const char *extra,
+                           const char *args)
+{
+    char cfg[8192], cmd[16384];
+    snprintf(cfg, sizeof cfg,
+             "{\"streams\": [{\"name\": \"det\", \"protocol\": \"stins\", \"endpoint\": "
+             "\"tcp://127.0.0.1:%d\", \"socket\": \"pull\", \"bind\": true}],\n"
+             " \"worker\": \"%s\", \"reducer\": \"%s\", \"output_dir\": \"out\",\n"
+             " \"parameters\": {\"till_x\": \"4\", \"from_y\": \"2\"},\n"
+             " \"http\": \"127.0.0.1:%d\"%s}\n",
+             sport, tu_build("examples/roi_mean_worker.so"),
+             tu_build("examples/tutorial_reducer.so"), hport, extra);
+    tu_write(dir, "cfg.json", cfg);
+    snprintf(cmd, sizeof cmd, "exec %s %s run cfg.json %s > weir.log 2>&1", mpirun(),
+             tu_build("weir"), args);
+    return spawn_sh(dir, cmd);
+}
+
+/* weir sim stins: n synthetic 16x12 frames (seed 5) at rate Hz into sport. */
+static pid_t spawn_sim(const char *dir, int sport, int n, int rate)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "exec %s sim stins --endpoint tcp://127.0.0.1:%d --synthetic %d --shape 16x12 "
+             "--seed 5 --rate %d >> sim.log 2>&1",
+             tu_build("weir"), sport, n, rate);
+    return spawn_sh(dir, cmd);
+}
+
+/* /status's stream "det" has received at least n messages (deadline s). */
+static void wait_stream(int port, int n, double s)
+{
+    double end = now_s() + s;
+    for (;;) {
+        cJSON *st = get_json(port, "/api/v1/status");
+        const cJSON *ss = cJSON_GetObjectItemCaseSensitive(st, "streams");
+        const cJSON *det = cJSON_GetArrayItem(ss, 0);
+        int ok = cJSON_GetArraySize(ss) == 1 && !strcmp(jstr(det, "name"), "det") &&
+                 !strcmp(jstr(det, "protocol"), "STINS") && jnum(det, "received") >= n &&
+                 jnum(det, "bytes") > 0 && jnum(det, "malformed") == 0;
+        cJSON_Delete(st);
+        if (ok) return;
+        if (now_s() > end) fail_msg("stream counters never showed %d messages", n);
+        nap_ms(50);
+    }
+}
+
+/* Every roi_mean value (events 1..n) is the old or the new parameters'
+ * mean of its frame, old ones first; returns how many are new. */
+static int check_run_means(const cJSON *rm, int n, int old_x, int old_y, int new_x, int new_y)
+{
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(rm, "data");
+    int switched = 0, news = 0;
+    for (int ev = 1; ev <= n; ev++) {
+        const cJSON *v = cJSON_GetArrayItem(data, ev);
+        if (!cJSON_IsNumber(v)) fail_msg("event %d has no value", ev);
+        double mo = synth_roi_mean(16, 12, 5, (uint64_t)ev - 1, old_x, old_y);
+        double mn = synth_roi_mean(16, 12, 5, (uint64_t)ev - 1, new_x, new_y);
+        int is_old = fabs(v->valuedouble - mo) < 1e-9, is_new = fabs(v->valuedouble - mn) < 1e-9;
+        if (!is_old && !is_new)
+            fail_msg("event %d: %g is neither %g nor %g", ev, v->valuedouble, mo, mn);
+        if (is_new && !is_old) switched = 1;
+        if (is_old && !is_new && switched) fail_msg("event %d: old parameters after new", ev);
+        news += is_new && !is_old;
+    }
+    return news;
+}
+
+/* weir run --continuous on 4 ranks served from rank 0: results as computed
+ * here, worker-rank and stream counters in /status, a parameter POSTed mid
+ * acquisition reaches the worker ranks from a later event on and carries
+ * over to the next acquisition, state armed between acquisitions; stop
+ * while armed ends the run. */
+static void test_run_http_continuous(void **state)
+{
+    const char *dir = tu_tmpdir("mpi-run-http");
+    int sport = free_port(), port = free_port();
+    pid_t pid = spawn_mpi_run(dir, sport, port, "", "--continuous");
+    wait_up(port, 60);
+    wait_state(port, "armed", 60);
+    pid_t sim = spawn_sim(dir, sport, 12, 3);
+    wait_roi(port, 4, 60);
+    wait_stream(port, 4, 30);
+    check_worker_counters(port, 2);
+    cJSON *rm;
+    int n = roi_count(port, &rm);
+    check_run_means(rm, n, 4, 2, 4, 2);
+    char old_hash[32], new_hash[32];
+    snprintf(old_hash, sizeof old_hash, "%s", jstr(rm, "params_hash"));
+    cJSON_Delete(rm);
+    resp r = post_json(port, "/api/v1/parameters", "{\"till_x\": 8, \"from_y\": 0}", NULL);
+    assert_int_equal(r.code, 200);
+    cJSON *pj = cJSON_Parse(r.body);
+    snprintf(new_hash, sizeof new_hash, "%s", jstr(pj, "params_hash"));
+    cJSON_Delete(pj);
+    resp_free(&r);
+    assert_string_not_equal(old_hash, new_hash);
+    r = post_json(port, "/api/v1/control/start", "{}", NULL);
+    assert_int_equal(r.code, 409);
+    assert_non_null(strstr(r.body, "detector's series"));
+    resp_free(&r);
+    assert_int_equal(wait_exit(dir, sim, 60), 0);
+    wait_roi(port, 12, 60);
+    wait_state(port, "armed", 60); /* waiting for acquisition 2 */
+    assert_int_equal(roi_count(port, &rm), 12);
+    int news = check_run_means(rm, 12, 4, 2, 8, 0);
+    assert_true(news >= 1 && news <= 12 - n);
+    assert_string_equal(jstr(rm, "params_hash"), new_hash);
+    cJSON_Delete(rm);
+    /* acquisition 2: the new parameters from its first event on */
+    sim = spawn_sim(dir, sport, 12, 20);
+    assert_int_equal(wait_exit(dir, sim, 60), 0);
+    double end = now_s() + 60;
+    for (;;) {
+        n = roi_count(port, &rm);
+        int v = n ? (int)jnum(rm, "version") : 0;
+        cJSON_Delete(rm);
+        cJSON *ev = get_json(port, "/api/v1/results/events");
+        int events = (int)jnum(ev, "value");
+        cJSON_Delete(ev);
+        /* the store was cleared: 12 values counted from this acquisition */
+        if (n == 12 && events == 12 && v > 0) break;
+        if (now_s() > end) fail_msg("acquisition 2 never had 12 values (%d)", n);
+        nap_ms(50);
+    }
+    wait_state(port, "armed", 60);
+    roi_count(port, &rm);
+    check_run_means(rm, 12, 8, 0, 8, 0);
+    for (int ev = 1; ev <= 12; ev++) /* every value with the new parameters */
+        assert_true(
+            fabs(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rm, "data"), ev)->valuedouble -
+                 synth_roi_mean(16, 12, 5, (uint64_t)ev - 1, 8, 0)) < 1e-9);
+    assert_string_equal(jstr(rm, "params_hash"), new_hash);
+    cJSON_Delete(rm);
+    cJSON *st = get_json(port, "/api/v1/status");
+    assert_string_equal(jstr(st, "params_hash"), new_hash);
+    cJSON_Delete(st);
+    wait_stream(port, 28, 10); /* both acquisitions' messages */
+    r = post_json(port, "/api/v1/control/stop", "{}", NULL);
+    assert_int_equal(r.code, 200);
+    resp_free(&r);
+    int rc = wait_exit(dir, pid, 60);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/weir.log", dir);
+    size_t len;
+    char *log = (char *)tu_read_file(p, &len);
+    if (rc != 0 || !strstr(log, "acquisition 2: 14 events") || strstr(log, "acquisition 3:"))
+        fail_msg("exit %d:\n%s", rc, log);
+    free(log);
+}
+
+/* Served from a worker rank ("http_rank": 1 in the config): results and
+ * the stream counters forwarded from rank 0; stop mid-acquisition ends the
+ * run with the events so far processed. */
+static void test_run_http_worker_rank_stop(void **state)
+{
+    const char *dir = tu_tmpdir("mpi-run-http-stop");
+    int sport = free_port(), port = free_port();
+    pid_t pid = spawn_mpi_run(dir, sport, port, ", \"http_rank\": 1", "");
+    wait_up(port, 60);
+    pid_t sim = spawn_sim(dir, sport, 60, 4);
+    wait_roi(port, 3, 60);
+    wait_stream(port, 4, 30);
+    check_worker_counters(port, 2);
+    cJSON *rm;
+    int n = roi_count(port, &rm);
+    check_run_means(rm, n, 4, 2, 4, 2);
+    cJSON_Delete(rm);
+    resp r = post_json(port, "/api/v1/control/stop", "{}", NULL);
+    assert_int_equal(r.code, 200);
+    resp_free(&r);
+    int rc = wait_exit(dir, pid, 60);
+    kill(sim, SIGKILL);
+    waitpid(sim, NULL, 0);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/weir.log", dir);
+    size_t len;
+    char *log = (char *)tu_read_file(p, &len);
+    if ((rc != 0 && rc != 3) || !strstr(log, "rank 1 serves the control plane"))
+        fail_msg("exit %d:\n%s", rc, log);
+    free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_built_with_mpi),           cmocka_unit_test(test_dump_xrd_identical),
-        cmocka_unit_test(test_synthetic_sums_and_split), cmocka_unit_test(test_killed_worker_rank),
-        cmocka_unit_test(test_hung_worker_rank),         cmocka_unit_test(test_http_on_rank0),
-        cmocka_unit_test(test_http_on_worker_rank_stop), cmocka_unit_test(test_http_abort),
+        cmocka_unit_test(test_built_with_mpi),
+        cmocka_unit_test(test_dump_xrd_identical),
+        cmocka_unit_test(test_synthetic_sums_and_split),
+        cmocka_unit_test(test_killed_worker_rank),
+        cmocka_unit_test(test_hung_worker_rank),
+        cmocka_unit_test(test_http_on_rank0),
+        cmocka_unit_test(test_http_on_worker_rank_stop),
+        cmocka_unit_test(test_http_abort),
+        cmocka_unit_test(test_run_http_continuous),
+        cmocka_unit_test(test_run_http_worker_rank_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

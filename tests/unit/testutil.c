@@ -72,6 +72,7 @@ uint8_t *tu_read_file(const char *path, size_t *len)
     uint8_t *p = malloc((size_t)n + 1);
     if (!p || fread(p, 1, (size_t)n, f) != (size_t)n) fail_msg("cannot read %s", path);
     fclose(f);
+    p[n] = 0; /* usable as a string too */
     *len = (size_t)n;
     return p;
 }

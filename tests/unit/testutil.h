@@ -13,7 +13,7 @@ const char *tu_shared(const char *rel);
  * (16 slots of its own). */
 const char *tu_tmpdir(const char *name);
 /* Reads a whole file into malloc'd memory; fails the test on error. */
-uint8_t *tu_read_file(const char *path, size_t *len);
+uint8_t *tu_read_file(const char *path, size_t *len); /* NUL-terminated too */
 /* Path of a built artefact relative to the build dir (static, 8 slots). */
 const char *tu_build(const char *rel);
 

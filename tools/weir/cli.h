@@ -41,6 +41,7 @@ typedef struct {
     const char *token, *web_dir, *cors;
     int sse_period_ms;
     int http_rank; /* under mpirun: the rank that serves (default 0) */
+    int http_rank_set;
 } cli_http_opts;
 #define CLI_HTTP_HELP                                                                              \
     "HTTP control plane (live view, REST API under /api/v1):\n"                                    \
@@ -92,8 +93,13 @@ void run_active_close(run_active *a);
 int cli_mpi_option(int argc, char **argv, int *i, weir_mpi_opts *o);
 
 /* An event source opened on rank 0 only. report() prints what the source
- * has to say and returns nonzero if something was dropped or malformed. */
+ * has to say and returns nonzero if something was dropped or malformed.
+ * next() (NULL: one run) makes it a source of several acquisitions (weir
+ * run): before each, rank 0 calls next(ud, i) for acquisition i (from 0),
+ * which waits for it to begin: 1 it comes (then open() gives its source),
+ * 0 no more, -1 an error (reported). */
 typedef struct {
+    int (*next)(void *ud, int acq);
     int (*open)(void *ud, weir_source *src, char *err, size_t errlen);
     int (*report)(void *ud, FILE *f);
     void (*close)(void *ud);
@@ -111,10 +117,16 @@ typedef struct {
     void *ud;
     /* rank 0 when it serves: the source may set the server's state */
     void (*set_http)(void *ud, weir_http *h);
+    /* rank 0: the live source's per-stream counters (may be NULL) */
+    size_t (*streams)(void *ud, weir_live_stream_stats *out, size_t cap);
+    /* set: control/start is refused with this message */
+    const char *no_start;
 } cli_mpi_http;
 
-/* Runs cfg on the MPI ranks; every rank calls it (mh NULL: no HTTP).
- * Returns the exit code. */
+/* Runs cfg on the MPI ranks; every rank calls it (mh NULL: no HTTP), once
+ * per acquisition when src->next is set (the server then shows "armed"
+ * between them and the parameters set over HTTP carry over). Returns the
+ * exit code. */
 int cli_run_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo, cli_source *src,
                 const cli_mpi_http *mh, int *argc, char ***argv, int quiet);
 

@@ -56,6 +56,7 @@ int cli_http_option(int argc, char **argv, int *i, cli_http_opts *o)
         uint64_t r;
         if (cli_parse_u64(a, v, &r) || r > 1000000) return -1;
         o->http_rank = (int)r;
+        o->http_rank_set = 1;
     } else {
         uint64_t ms;
         if (cli_parse_u64(a, v, &ms) || ms < 1 || ms > 60000) return -1;

@@ -76,6 +76,18 @@ static void mh_source_progress(void *ud, uint64_t *done, uint64_t *total)
     if (x->mh->progress) x->mh->progress(x->mh->ud, done, total);
 }
 
+static size_t mh_source_streams(void *ud, weir_live_stream_stats *out, size_t cap)
+{
+    mpi_http *x = ud;
+    return x->mh->streams ? x->mh->streams(x->mh->ud, out, cap) : 0;
+}
+
+static size_t mh_streams(void *ud, weir_live_stream_stats *out, size_t cap)
+{
+    mpi_http *x = ud;
+    return weir_mpi_cp_streams(x->cp, out, cap);
+}
+
 static void mh_attach(void *ud, weir_engine *e)
 {
     mpi_http *x = ud;
@@ -89,6 +101,10 @@ static void mh_attach(void *ud, weir_engine *e)
 static int mh_control(void *ud, weir_http_cmd cmd, char *err, size_t errlen)
 {
     mpi_http *x = ud;
+    if (cmd == WEIR_HTTP_START && x->mh->no_start) {
+        snprintf(err, errlen, "%s", x->mh->no_start);
+        return WEIR_EINVAL;
+    }
     weir_mpi_cmd c = cmd == WEIR_HTTP_START  ? WEIR_MPI_START
                      : cmd == WEIR_HTTP_STOP ? WEIR_MPI_STOP
                                              : WEIR_MPI_ABORT;
@@ -137,6 +153,7 @@ int cli_run_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo0, cli_sou
             .results = x.results,
             .source_control = mh_source_control,
             .progress = mh_source_progress,
+            .streams = mh_source_streams,
             .attach = mh_attach,
             .ud = &x,
         };
@@ -147,59 +164,106 @@ int cli_run_mpi(const weir_engine_config *cfg, const weir_mpi_opts *mo0, cli_sou
         }
         mo.cp = x.cp;
         if (serving) {
-            weir_http_config hc = {
-                .control = mh_control, .progress = mh_progress, .stats = mh_stats, .hook_ud = &x};
+            weir_http_config hc = {.control = mh_control,
+                                   .progress = mh_progress,
+                                   .stats = mh_stats,
+                                   .streams = mh_streams,
+                                   .hook_ud = &x};
             if (cli_http_start(mh->ho, mh->verb, &hc, &x.http)) weir_mpi_abort(1);
             fprintf(stderr, "weir %s: rank %d serves the control plane\n", mh->verb, rank);
             if (rank == 0 && mh->set_http) mh->set_http(mh->ud, x.http);
-            if (!(rank == 0 && mh->set_http)) weir_http_set_state(x.http, WEIR_HTTP_RUNNING, NULL);
+            if (!(rank == 0 && mh->set_http) && !cs->next)
+                weir_http_set_state(x.http, WEIR_HTTP_RUNNING, NULL);
         }
     }
-    weir_source src = {0};
-    if (rank == 0) {
-        if (cs->open(cs->ud, &src, err, sizeof err)) {
-            fprintf(stderr, "weir: %s\n", err);
-            weir_mpi_abort(1);
+    int multi = cs->next != NULL, ended = 0;
+    weir_http_state last = WEIR_HTTP_IDLE;
+    char last_err[256] = "";
+    rc = 0;
+    for (int acq = 0;; acq++) {
+        weir_engine_config c = *cfg;
+        weir_params *now = NULL;
+        if (multi) {
+            /* rank 0 waits for the acquisition; every rank learns whether
+             * it comes, then takes the serving rank's parameters */
+            weir_mpi_cp_idle_begin(x.cp);
+            if (serving) weir_http_set_state(x.http, WEIR_HTTP_ARMED, NULL);
+            int go = 0;
+            if (rank == 0 && !ended) {
+                int n = cs->next(cs->ud, acq);
+                if (n < 0) rc = 1;
+                go = n > 0;
+            }
+            if (!weir_mpi_cp_next(x.cp, go)) {
+                if (serving && acq > 0) weir_http_set_state(x.http, last, last_err);
+                break;
+            }
+            now = weir_mpi_cp_share_params(x.cp, serving ? weir_http_params(x.http) : NULL,
+                                           cfg->params);
+            if (now) c.params = now;
+            if (serving) {
+                weir_results_clear(x.results);
+                weir_http_set_state(x.http, WEIR_HTTP_RUNNING, NULL);
+            }
         }
-        WEIR_LOGI("mpi",
-                  "%d ranks: rank 0 source, ranks 1..%d workers (%d thread(s) each), rank %d "
-                  "reducer; distribution %s",
-                  size, size - 2, mo.threads_per_rank, size - 1, weir_dist_name(cfg->dist));
-    }
-    weir_stats st;
-    uint64_t lost = 0;
-    int run = weir_mpi_run(cfg, &mo, rank == 0 ? &src : NULL, &st, &lost, err, sizeof err);
-    if (serving) {
-        weir_stats *all = calloc(1, sizeof *all);
-        int have = all && weir_mpi_cp_stats(x.cp, all);
-        int failed = have && all->error;
-        weir_http_set_state(x.http, failed ? WEIR_HTTP_ERROR : WEIR_HTTP_FINISHED,
-                            failed ? all->error_text : NULL);
-        free(all);
+        weir_source src = {0};
+        if (rank == 0) {
+            if (cs->open(cs->ud, &src, err, sizeof err)) {
+                fprintf(stderr, "weir: %s\n", err);
+                weir_mpi_abort(1);
+            }
+            WEIR_LOGI("mpi",
+                      "%d ranks: rank 0 source, ranks 1..%d workers (%d thread(s) each), rank %d "
+                      "reducer; distribution %s",
+                      size, size - 2, mo.threads_per_rank, size - 1, weir_dist_name(cfg->dist));
+        }
+        weir_stats st;
+        uint64_t lost = 0;
+        int run = weir_mpi_run(&c, &mo, rank == 0 ? &src : NULL, &st, &lost, err, sizeof err);
+        weir_params_free(now);
+        if (serving) {
+            weir_stats *all = calloc(1, sizeof *all);
+            int have = all && weir_mpi_cp_stats(x.cp, all);
+            int failed = have && all->error;
+            last = failed ? WEIR_HTTP_ERROR : WEIR_HTTP_FINISHED;
+            snprintf(last_err, sizeof last_err, "%s", failed ? all->error_text : "");
+            weir_http_set_state(x.http, last, failed ? last_err : NULL);
+            free(all);
+        }
+        if (rank == 0) {
+            int problems = !multi || lost || run == WEIR_ECLOSED ? cs->report(cs->ud, stderr) : 0;
+            if (multi && !quiet)
+                fprintf(stderr, "weir: acquisition %d: %" PRIu64 " events\n", acq + 1,
+                        st.source.events_in);
+            if (!quiet) weir_stats_print(&st, stderr);
+            if (run && run != WEIR_ECLOSED) {
+                fprintf(stderr, "weir: FAILED: %s\n", err);
+                rc = 1;
+            } else if (run || lost || problems || st.workers_total.rejected ||
+                       st.reducer.rejected) {
+                fprintf(stderr, "weir: finished with problems (see above)\n");
+                if (rc != 1) rc = 3;
+            }
+            if (lost || run == WEIR_ECLOSED) {
+                /* A worker rank is stuck: MPI_Finalize would wait for it forever.
+                 * The source stays open: sends to the stuck rank may still point
+                 * into its buffers. */
+                fprintf(stderr, "weir: ending the job (a worker rank did not finish)\n");
+                weir_mpi_abort(rc);
+            }
+            if (run || st.aborted) ended = 1; /* no further acquisition */
+        } else {
+            if (run) fprintf(stderr, "weir (rank %d): FAILED: %s\n", rank, err);
+            if (run) rc = 1;
+        }
+        if (!multi) break;
     }
     if (rank == 0) {
-        int problems = cs->report(cs->ud, stderr);
-        if (!quiet) weir_stats_print(&st, stderr);
-        if (run && run != WEIR_ECLOSED) {
-            fprintf(stderr, "weir: FAILED: %s\n", err);
-            rc = 1;
-        } else if (run || lost || problems || st.workers_total.rejected || st.reducer.rejected) {
+        if (multi && cs->report(cs->ud, stderr) && rc != 1) {
             fprintf(stderr, "weir: finished with problems (see above)\n");
             rc = 3;
-        } else {
-            rc = 0;
-        }
-        if (lost || run == WEIR_ECLOSED) {
-            /* A worker rank is stuck: MPI_Finalize would wait for it forever.
-             * The source stays open: sends to the stuck rank may still point
-             * into its buffers. */
-            fprintf(stderr, "weir: ending the job (a worker rank did not finish)\n");
-            weir_mpi_abort(rc);
         }
         cs->close(cs->ud);
-    } else {
-        if (run) fprintf(stderr, "weir (rank %d): FAILED: %s\n", rank, err);
-        rc = run ? 1 : 0;
     }
     if (x.cp && mh->keep_alive) {
         /* keep serving until a signal; the other ranks sleep until then */

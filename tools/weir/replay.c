@@ -433,7 +433,7 @@ int cmd_replay(int argc, char **argv)
     };
     if (weir_mpi_launched()) {
         replay_src rsrc = {files, nfiles, drain, NULL, ho.enabled ? &pc : NULL, paused, rate};
-        cli_source cs = {rs_open, rs_report, rs_close, &rsrc};
+        cli_source cs = {NULL, rs_open, rs_report, rs_close, &rsrc};
         cli_mpi_http mh = {.ho = &ho,
                            .verb = "replay",
                            .keep_alive = keep_alive,

@@ -21,14 +21,16 @@
  *          or {"detector": "merlin", "control": "HOST:6341", "frames": 9,
  *             "trigger": "soft"|"hard"} (omitted: passive),
  *  "parameters": {"till_x": "3", "from_y": "7"},
- *  "http": "127.0.0.1:5000"}
+ *  "http": "127.0.0.1:5000", "http_rank": 0}
  *
  * With "http" (or --http / --port) the HTTP control plane serves the run:
  * the engine is re-created per acquisition, so the server is attached to
  * each in turn and keeps serving between them (state armed while waiting
  * for a series, finished after it; the results stay visible). Parameters
  * changed over HTTP carry over to the next acquisition. Stop and abort
- * end the acquisition and the run, as Ctrl-C does. */
+ * end the acquisition and the run, as Ctrl-C does. Under mpirun the same
+ * holds with the server on rank "http_rank" (cli_run_mpi, one MPI run per
+ * acquisition). */
 #include "cli.h"
 
 #include "weir/engine.h"
@@ -88,7 +90,8 @@ static void run_help(FILE *f)
             "and triggers the detector: {detector: dectris, api: HOST:PORT, config: {...},\n"
             "header_detail} or {detector: merlin, control: HOST:PORT, frames, trigger:\n"
             "soft|hard}; without it weir waits for an acquisition started elsewhere), http\n"
-            "(\"ADDR:PORT\": the control plane, as --http).\n\n%s\n%s",
+            "(\"ADDR:PORT\": the control plane, as --http), http_rank (under mpirun: the\n"
+            "rank that serves it, as --http-rank).\n\n%s\n%s",
             CLI_HTTP_HELP, CLI_MPI_HELP);
 }
 
@@ -103,26 +106,6 @@ static int jint(const cJSON *o, const char *k, int def)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsNumber(v) ? (int)v->valuedouble : def;
 }
-
-typedef struct {
-    weir_live *live;
-} live_src;
-
-static int ls_open(void *ud, weir_source *src, char *err, size_t errlen)
-{
-    live_src *l = ud;
-    *src = weir_live_source(l->live);
-    return WEIR_OK;
-}
-
-static int ls_report(void *ud, FILE *f)
-{
-    live_src *l = ud;
-    weir_live_report(l->live, f);
-    return weir_live_rejected(l->live) != 0;
-}
-
-static void ls_close(void *ud) {}
 
 /* A source whose first event was already read. */
 typedef struct {
@@ -139,6 +122,67 @@ static int prefetched_next(void *ud, weir_event **ev)
         return WEIR_OK;
     }
     return p->src.next(p->src.ud, ev);
+}
+
+typedef struct acq_ctx acq_ctx;
+static int ready_hook(acq_ctx *a, int scan);
+static void log_acq(const acq_ctx *a, int scan);
+
+/* Rank 0's live source under mpirun: one acquisition after the other. */
+typedef struct {
+    weir_live *live;
+    acq_ctx *acq;
+    int continuous;
+    prefetched pf;
+} live_src;
+
+/* Waits for acquisition i's first event (the series start). */
+static int ls_next(void *ud, int i)
+{
+    live_src *l = ud;
+    weir_event_free(l->pf.first); /* one a failed run never took */
+    l->pf = (prefetched){weir_live_source(l->live), NULL};
+    if (i > 0 && (!l->continuous || weir_live_stopped(l->live))) return 0;
+    WEIR_LOGI("run", "waiting for acquisition %d", i + 1);
+    if (ready_hook(l->acq, i + 1)) return -1;
+    if (l->pf.src.next(l->pf.src.ud, &l->pf.first) || !l->pf.first)
+        return weir_live_stopped(l->live) ? 0 : -1; /* an error, already reported */
+    log_acq(l->acq, i + 1);
+    return 1;
+}
+
+static int ls_open(void *ud, weir_source *src, char *err, size_t errlen)
+{
+    live_src *l = ud;
+    *src = (weir_source){prefetched_next, NULL, &l->pf};
+    return WEIR_OK;
+}
+
+/* Rank 0: stop and abort from the serving rank end the live source. */
+static int ls_control(void *ud, weir_http_cmd cmd, char *err, size_t errlen)
+{
+    live_src *l = ud;
+    return run_control(l->live, cmd, err, errlen);
+}
+
+static size_t ls_streams(void *ud, weir_live_stream_stats *out, size_t cap)
+{
+    live_src *l = ud;
+    return weir_live_stream_stats_get(l->live, out, cap);
+}
+
+static int ls_report(void *ud, FILE *f)
+{
+    live_src *l = ud;
+    weir_live_report(l->live, f);
+    return weir_live_rejected(l->live) != 0;
+}
+
+static void ls_close(void *ud)
+{
+    live_src *l = ud;
+    weir_event_free(l->pf.first);
+    l->pf.first = NULL;
 }
 
 static int load_params(weir_params *p, const cJSON *j, char *err, size_t errlen)
@@ -178,7 +222,7 @@ static int load_params(weir_params *p, const cJSON *j, char *err, size_t errlen)
 
 extern char **environ;
 
-typedef struct {
+struct acq_ctx {
     int64_t user[8]; /* the config's nav_shape */
     int nuser;
     const char *nav_hook, *ready_hook;
@@ -188,7 +232,7 @@ typedef struct {
     int nnav;
     uint64_t frames;
     pid_t ready_pid;
-} acq_ctx;
+};
 
 /* "3,4", "[3, 4]", "3 4 -1": up to 8 integers; returns the count or -1. */
 static int parse_shape(const char *s, int64_t *out)
@@ -292,6 +336,16 @@ static int on_acquisition(void *ud, const weir_acq_info *info, char *err, size_t
         return WEIR_OK;
     }
     return rc;
+}
+
+static void log_acq(const acq_ctx *a, int scan)
+{
+    if (!a->nnav) return;
+    char shp[128] = "";
+    for (int i = 0; i < a->nnav; i++)
+        snprintf(shp + strlen(shp), sizeof shp - strlen(shp), "%s%lld", i ? ", " : "",
+                 (long long)a->nav[i]);
+    WEIR_LOGI("run", "acquisition %d: %" PRIu64 " frames, nav shape (%s)", scan, a->frames, shp);
 }
 
 /* Starts the on_ready_for_data command (not waited for: it may trigger the
@@ -513,8 +567,28 @@ int cmd_run(int argc, char **argv)
     }
     const char *httpj = jstr(cfgj, "http");
     if (httpj && !ho.enabled && cli_http_parse_addr(httpj, &ho)) goto out;
-    if (ho.enabled && mpi) {
-        fprintf(stderr, "weir run: the HTTP control plane runs without mpirun only (for now)\n");
+    const cJSON *hrj = cJSON_GetObjectItemCaseSensitive(cfgj, "http_rank");
+    if (hrj && !ho.http_rank_set) {
+        if (!cJSON_IsNumber(hrj) || hrj->valuedouble < 0 || hrj->valuedouble > 1000000 ||
+            hrj->valuedouble != (int)hrj->valuedouble) {
+            fprintf(stderr, "weir run: %s: \"http_rank\" must be a rank number\n", path);
+            goto out;
+        }
+        ho.http_rank = (int)hrj->valuedouble;
+    }
+    if (mpi) {
+        /* the serving rank (http_rank) runs the server; see cli_run_mpi */
+        live_src ls = {live, &acq, continuous, {{0}, NULL}};
+        cli_source cs = {ls_next, ls_open, ls_report, ls_close, &ls};
+        cli_mpi_http mh = {.ho = &ho,
+                           .verb = "run",
+                           .control = ls_control,
+                           .ud = &ls,
+                           .streams = ls_streams,
+                           .no_start =
+                               "weir run starts with the detector's series, not on request"};
+        rc = cli_run_mpi(&cfg, &mo, &cs, ho.enabled ? &mh : NULL, &argc, &argv, quiet);
+        ready_reap(&acq);
         goto out;
     }
     if (ho.enabled) {
@@ -524,12 +598,6 @@ int cmd_run(int argc, char **argv)
         weir_http_attach(http, NULL, results);
         weir_http_attach_live(http, live);
         cfg.results = results;
-    }
-    if (mpi) {
-        live_src ls = {live};
-        cli_source cs = {ls_open, ls_report, ls_close, &ls};
-        rc = cli_run_mpi(&cfg, &mo, &cs, NULL, &argc, &argv, quiet);
-        goto out;
     }
     int scan = 0;
     rc = 0;
@@ -573,14 +641,7 @@ int cmd_run(int argc, char **argv)
         }
         scan++;
         weir_engine_set_acq(eng, acq.nav, acq.nnav, acq.frames);
-        if (acq.nnav) {
-            char shp[128] = "";
-            for (int i = 0; i < acq.nnav; i++)
-                snprintf(shp + strlen(shp), sizeof shp - strlen(shp), "%s%lld", i ? ", " : "",
-                         (long long)acq.nav[i]);
-            WEIR_LOGI("run", "acquisition %d: %" PRIu64 " frames, nav shape (%s)", scan, acq.frames,
-                      shp);
-        }
+        log_acq(&acq, scan);
         if (http) {
             weir_results_clear(results);
             weir_http_attach(http, eng, results);

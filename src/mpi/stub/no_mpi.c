@@ -69,3 +69,20 @@ void weir_mpi_cp_counters_get(weir_mpi_cp *cp, weir_mpi_cp_counters *out)
 void weir_mpi_cp_wait_release(weir_mpi_cp *cp) {}
 
 void weir_mpi_cp_release(weir_mpi_cp *cp) {}
+
+size_t weir_mpi_cp_streams(weir_mpi_cp *cp, weir_live_stream_stats *out, size_t cap)
+{
+    return 0;
+}
+
+void weir_mpi_cp_idle_begin(weir_mpi_cp *cp) {}
+
+int weir_mpi_cp_next(weir_mpi_cp *cp, int go)
+{
+    return go;
+}
+
+weir_params *weir_mpi_cp_share_params(weir_mpi_cp *cp, weir_params *mine, const weir_params *base)
+{
+    return mine;
+}
