@@ -42,177 +42,7 @@
 
 /* ---- helpers ---- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-typedef struct {
-    char *data;
-    size_t len;
-} membuf;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-    membuf *m = ud;
-    char *d = realloc(m->data, m->len + sz * n + 1);
-    if (!d) return 0;
-    memcpy(d + m->len, p, sz * n);
-    m->data = d;
-    m->len += sz * n;
-    m->data[m->len] = 0;
-    return sz * n;
-}
-
-typedef struct {
-    long code;
-    char *body;
-    size_t len;
-    char ctype[128];
-} resp;
-
-static void resp_free(resp *r)
-{
-    free(r->body);
-    memset(r, 0, sizeof *r);
-}
-
-/* One request. method NULL = GET; body sent with content type ct. */
-static resp request(int port, const char *method, const char *path, const char *ct,
-                    const char *body, size_t blen, const char *auth)
-{
-    resp r = {0};
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    char url[1024];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    membuf m = {0};
-    struct curl_slist *hd = NULL;
-    char line[512];
-    if (ct) {
-        snprintf(line, sizeof line, "Content-Type: %s", ct);
-        hd = curl_slist_append(hd, line);
-    } else if (body) {
-        hd = curl_slist_append(hd, "Content-Type:");
-    }
-    if (auth) {
-        snprintf(line, sizeof line, "Authorization: %s", auth);
-        hd = curl_slist_append(hd, line);
-    }
-    hd = curl_slist_append(hd, "Expect:");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &m);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    if (method) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)blen);
-    } else if (method && !strcmp(method, "POST")) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-    }
-    CURLcode cc = curl_easy_perform(c);
-    if (cc != CURLE_OK)
-        fail_msg("%s %s: %s", method ? method : "GET", path, curl_easy_strerror(cc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.code);
-    char *ctp = NULL;
-    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctp);
-    if (ctp) snprintf(r.ctype, sizeof r.ctype, "%s", ctp);
-    r.body = m.data ? m.data : calloc(1, 1);
-    r.len = m.len;
-    curl_slist_free_all(hd);
-    curl_easy_cleanup(c);
-    return r;
-}
-
-static resp get(int port, const char *path)
-{
-    return request(port, NULL, path, NULL, NULL, 0, NULL);
-}
-
-static resp post_json(int port, const char *path, const char *json, const char *auth)
-{
-    return request(port, "POST", path, "application/json", json, json ? strlen(json) : 0, auth);
-}
-
-static cJSON *get_json(int port, const char *path)
-{
-    resp r = get(port, path);
-    if (r.code != 200) fail_msg("GET %s: %ld %s", path, r.code, r.body);
-    cJSON *j = cJSON_Parse(r.body);
-    if (!j) fail_msg("GET %s: not JSON: %s", path, r.body);
-    resp_free(&r);
-    return j;
-}
-
-static double jnum(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!cJSON_IsNumber(v)) fail_msg("no number '%s'", k);
-    return v->valuedouble;
-}
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!cJSON_IsString(v)) fail_msg("no string '%s'", k);
-    return v->valuestring;
-}
-
-/* ROI means of every image of dump_xrd.cbors by event number, from the raw
- * bytes: 55799(42877([n, {"xrd": 42878(["STINS", [json, px]])}])), 10x10
- * little-endian uint16 frames. */
-static int xrd_roi_means(double *means, int till_x, int from_y)
-{
-    size_t len;
-    uint8_t *buf = tu_read_file(tu_shared("dranspose/dump_xrd.cbors"), &len);
-    size_t off = 0;
-    int images = 0;
-    while (off < len) {
-        struct cbor_load_result r;
-        cbor_item_t *it = cbor_load(buf + off, len - off, &r);
-        assert_non_null(it);
-        off += r.read;
-        cbor_item_t *t = it;
-        while (cbor_isa_tag(t)) {
-            cbor_item_t *in = cbor_tag_item(t);
-            if (t != it) cbor_decref(&t);
-            t = in;
-        }
-        uint64_t n = cbor_get_int(cbor_array_handle(t)[0]);
-        cbor_item_t *streams = cbor_array_handle(t)[1];
-        cbor_item_t *sd = cbor_tag_item(cbor_map_handle(streams)[0].value);
-        cbor_item_t *frames = cbor_array_handle(sd)[1];
-        if (cbor_array_size(frames) == 2) {
-            const uint8_t *px = cbor_bytestring_handle(cbor_array_handle(frames)[1]);
-            assert_int_equal(cbor_bytestring_length(cbor_array_handle(frames)[1]), 200);
-            double s = 0;
-            int cnt = 0;
-            for (int row = 0; row < till_x && row < 10; row++)
-                for (int col = from_y; col < 10; col++) {
-                    s += px[2 * (row * 10 + col)] | (px[2 * (row * 10 + col) + 1] << 8);
-                    cnt++;
-                }
-            means[n] = cnt ? s / cnt : NAN;
-            images++;
-        }
-        cbor_decref(&sd);
-        cbor_decref(&t);
-        cbor_decref(&it);
-    }
-    free(buf);
-    return images;
-}
+#include "testhttp.h"
 
 /* Waits until GET path answers 200 (deadline s seconds). */
 static void wait_up(int port, double s)
@@ -229,20 +59,6 @@ static void wait_up(int port, double s)
         nap_ms(20);
     }
     curl_easy_cleanup(c);
-}
-
-/* Polls /status until its state is `state` (deadline s seconds). */
-static void wait_state(int port, const char *state, double s)
-{
-    double end = now_s() + s;
-    for (;;) {
-        cJSON *j = get_json(port, "/api/v1/status");
-        int ok = !strcmp(jstr(j, "state"), state);
-        cJSON_Delete(j);
-        if (ok) return;
-        if (now_s() > end) fail_msg("state never became '%s'", state);
-        nap_ms(20);
-    }
 }
 
 /* ---- weir as a child process ---- */
@@ -503,7 +319,7 @@ static void wait_events(int port, int n)
 {
     double end = now_s() + 20;
     for (;;) {
-        resp r = get(port, "/api/v1/results/events");
+        resp r = http_get(port, "/api/v1/results/events");
         int v = -1;
         if (r.code == 200) {
             cJSON *j = cJSON_Parse(r.body);
@@ -623,7 +439,7 @@ static void test_api_in_process(void **state)
     char since[64];
     snprintf(since, sizeof since, "/api/v1/results/roi_mean?since=%.0f", jnum(rm, "version"));
     cJSON_Delete(rm);
-    r = get(f.port, since);
+    r = http_get(f.port, since);
     assert_int_equal(r.code, 304);
     resp_free(&r);
 
@@ -638,7 +454,7 @@ static void test_api_in_process(void **state)
                            1e-12);
     double version = jnum(rm, "version");
     cJSON_Delete(rm);
-    r = get(f.port, since);
+    r = http_get(f.port, since);
     assert_int_equal(r.code, 200);
     resp_free(&r);
     /* the value of whichever result came last (workers finish in any order) */
@@ -672,7 +488,7 @@ static void test_api_in_process(void **state)
     cJSON_Delete(list);
 
     /* NPY, CBOR and JSON of the same result agree */
-    r = get(f.port, "/api/v1/results/roi_mean.npy");
+    r = http_get(f.port, "/api/v1/results/roi_mean.npy");
     assert_int_equal(r.code, 200);
     assert_string_equal(r.ctype, "application/octet-stream");
     assert_memory_equal(r.body, "\x93NUMPY\x01\x00", 8);
@@ -685,7 +501,7 @@ static void test_api_in_process(void **state)
     double npy[10];
     memcpy(npy, r.body + 10 + hl, sizeof npy);
     resp_free(&r);
-    r = get(f.port, "/api/v1/results/roi_mean.cbor");
+    r = http_get(f.port, "/api/v1/results/roi_mean.cbor");
     assert_int_equal(r.code, 200);
     assert_string_equal(r.ctype, "application/cbor");
     struct cbor_load_result lr;
@@ -732,7 +548,7 @@ static void test_api_in_process(void **state)
     cJSON_Delete(rm);
     cbor_decref(&cb);
     resp_free(&r);
-    r = get(f.port, "/api/v1/results/events.npy");
+    r = http_get(f.port, "/api/v1/results/events.npy");
     assert_int_equal(r.code, 200);
     assert_non_null(strstr(r.body + 10, "'descr': '<i8'"));
     resp_free(&r);
@@ -954,7 +770,7 @@ static void test_replay_cli(void **state)
     double end = now_s() + 20;
     for (;;) {
         /* the new run starts from an empty store: 404 until it publishes */
-        resp g = get(port, "/api/v1/results/roi_mean");
+        resp g = http_get(port, "/api/v1/results/roi_mean");
         rm = g.code == 200 ? cJSON_Parse(g.body) : cJSON_CreateObject();
         resp_free(&g);
         if (!cJSON_GetObjectItem(rm, "version")) {
@@ -1219,12 +1035,12 @@ static void test_abuse(void **state)
     int port = weir_http_port(h);
 
     /* static files: content types, traversal refused */
-    resp r = get(port, "/");
+    resp r = http_get(port, "/");
     assert_int_equal(r.code, 200);
     assert_non_null(strstr(r.ctype, "text/html"));
     assert_non_null(strstr(r.body, "<title>t</title>"));
     resp_free(&r);
-    r = get(port, "/app.js");
+    r = http_get(port, "/app.js");
     assert_int_equal(r.code, 200);
     assert_non_null(strstr(r.ctype, "text/javascript"));
     resp_free(&r);
@@ -1234,7 +1050,7 @@ static void test_abuse(void **state)
         "/nope.html",     "/./index.html",      "/web/../../secret.txt",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        r = get(port, bad[i]);
+        r = http_get(port, bad[i]);
         if (r.code != 404 && r.code != 400) fail_msg("%s answered %ld", bad[i], r.code);
         assert_null(strstr(r.body, "do not serve"));
         resp_free(&r);
@@ -1244,13 +1060,13 @@ static void test_abuse(void **state)
     int code = raw_request(port, absreq, strlen(absreq));
     assert_true(code == 404 || code == 400);
     /* 404, 405, 415, 413 */
-    r = get(port, "/api/v1/nothing");
+    r = http_get(port, "/api/v1/nothing");
     assert_int_equal(r.code, 404);
     resp_free(&r);
-    r = get(port, "/api/v2/status");
+    r = http_get(port, "/api/v2/status");
     assert_int_equal(r.code, 404);
     resp_free(&r);
-    r = get(port, "/api/v1/results/nothing.npy");
+    r = http_get(port, "/api/v1/results/nothing.npy");
     assert_int_equal(r.code, 404);
     resp_free(&r);
     r = request(port, "DELETE", "/api/v1/parameters", NULL, NULL, 0, NULL);
