@@ -183,17 +183,17 @@ int weir_typed_array_dtype(uint64_t tag, weir_dtype *out)
     return WEIR_EDTYPE;
 }
 
-int weir_result_set_array(weir_result *r, const char *key, const weir_array *a)
+cbor_item_t *weir_cbor_typed_array(const weir_array *a)
 {
     /* bool travels as uint8: RFC 8746 has no boolean typed array */
     uint64_t tag = weir_typed_array_tag(a->dtype);
-    if (!tag) return WEIR_EDTYPE;
+    if (!tag) return NULL;
     size_t n = weir_array_nelem(a), isz = weir_dtype_size(a->dtype.kind);
     uint8_t *tmp = NULL;
     const uint8_t *bytes = a->data;
     if (!weir_array_is_contiguous(a)) {
         tmp = malloc(n * isz > 0 ? n * isz : 1);
-        if (!tmp) return WEIR_ENOMEM;
+        if (!tmp) return NULL;
         weir_array_pack(a, tmp);
         bytes = tmp;
     }
@@ -215,6 +215,13 @@ int weir_result_set_array(weir_result *r, const char *key, const weir_array *a)
     if (typed) cbor_decref(&typed);
     if (pair) cbor_decref(&pair);
     free(tmp);
+    return outer;
+}
+
+int weir_result_set_array(weir_result *r, const char *key, const weir_array *a)
+{
+    if (!weir_typed_array_tag(a->dtype)) return WEIR_EDTYPE;
+    cbor_item_t *outer = weir_cbor_typed_array(a);
     if (!outer) return WEIR_ENOMEM;
     return put(r, key, outer);
 }

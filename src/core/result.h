@@ -38,6 +38,11 @@ int weir_result_get_str(const weir_result *r, const char *key, const char **out)
 int weir_result_get_bytes(const weir_result *r, const char *key, const void **data, size_t *len);
 int weir_result_get_array(const weir_result *r, const char *key, weir_array *out);
 
+/* An array as RFC 8746 CBOR: tag 40 [[dims...], typed-array tag(bytes)]
+ * (non-contiguous arrays are packed); NULL for a dtype without a typed-array
+ * tag or on OOM. The caller owns the item (cbor_decref). */
+struct cbor_item_t;
+struct cbor_item_t *weir_cbor_typed_array(const weir_array *a);
 /* RFC 8746 typed-array tag for a dtype (0 if none) and back. */
 uint64_t weir_typed_array_tag(weir_dtype dt);
 int weir_typed_array_dtype(uint64_t tag, weir_dtype *out);

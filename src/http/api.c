@@ -764,33 +764,6 @@ static int cmap_add(cbor_item_t *map, const char *key, cbor_item_t *val)
     return ok;
 }
 
-/* RFC 8746: tag 40 [[dims...], typed-array tag(bstr)] — the convention of
- * weir's results and of DECTRIS stream v2. */
-static cbor_item_t *cbor_array_item(const weir_array *a)
-{
-    uint64_t tag = weir_typed_array_tag(a->dtype);
-    if (!tag) return NULL;
-    size_t nb = weir_array_nbytes(a);
-    cbor_item_t *dims = cbor_new_definite_array((size_t)a->ndim);
-    cbor_item_t *bs = cbor_build_bytestring(nb ? a->data : (const uint8_t *)"", nb);
-    cbor_item_t *typed = bs ? cbor_build_tag(tag, bs) : NULL;
-    cbor_item_t *pair = cbor_new_definite_array(2);
-    cbor_item_t *outer = NULL;
-    int ok = dims && typed && pair;
-    for (int d = 0; ok && d < a->ndim; d++) {
-        cbor_item_t *u = cbor_build_uint64(a->shape[d]);
-        ok = u && cbor_array_push(dims, u);
-        if (u) cbor_decref(&u);
-    }
-    ok = ok && cbor_array_push(pair, dims) && cbor_array_push(pair, typed);
-    if (ok) outer = cbor_build_tag(40, pair);
-    if (dims) cbor_decref(&dims);
-    if (bs) cbor_decref(&bs);
-    if (typed) cbor_decref(&typed);
-    if (pair) cbor_decref(&pair);
-    return outer;
-}
-
 static void result_cbor(const weir_result_value *v, http_reply *out)
 {
     cbor_item_t *m = cbor_new_indefinite_map();
@@ -808,7 +781,7 @@ static void result_cbor(const weir_result_value *v, http_reply *out)
         ok = ok && cmap_add(m, "value", cbor_build_string(v->str));
         break;
     case WEIR_RV_ARRAY:
-        ok = ok && cmap_add(m, "data", cbor_array_item(&v->array));
+        ok = ok && cmap_add(m, "data", weir_cbor_typed_array(&v->array));
         break;
     }
     cbor_item_t *shape =
