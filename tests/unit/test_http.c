@@ -344,8 +344,8 @@ static void test_api_in_process(void **state)
     double m1[11], m2[11];
     for (int i = 0; i < 11; i++)
         m1[i] = m2[i] = NAN;
-    assert_int_equal(xrd_roi_means(m1, 3, 7), 9);
-    xrd_roi_means(m2, 5, 2);
+    assert_int_equal(tu_xrd_roi_means(m1, 3, 7), 9);
+    tu_xrd_roi_means(m2, 5, 2);
     fixture f;
     /* events 0..5 first: the header and images 1..5 */
     fixture_open(&f, 6, dir);
@@ -713,8 +713,8 @@ static void test_replay_cli(void **state)
     double m1[11], m2[11];
     for (int i = 0; i < 11; i++)
         m1[i] = m2[i] = NAN;
-    xrd_roi_means(m1, 3, 7);
-    xrd_roi_means(m2, 2, 1);
+    tu_xrd_roi_means(m1, 3, 7);
+    tu_xrd_roi_means(m2, 2, 1);
     int port = tu_free_port();
     char portarg[16];
     snprintf(portarg, sizeof portarg, "%d", port);
@@ -815,8 +815,8 @@ static void test_run_cli(void **state)
     double m1[11], m2[11];
     for (int i = 0; i < 11; i++)
         m1[i] = m2[i] = NAN;
-    xrd_roi_means(m1, 3, 7);
-    xrd_roi_means(m2, 6, 4);
+    tu_xrd_roi_means(m1, 3, 7);
+    tu_xrd_roi_means(m2, 6, 4);
     const char *args[] = {"run", "run.json", "--continuous", "--quiet", NULL};
     pid_t pid = spawn_weir(dir, args);
     wait_up(port, 20);

@@ -405,8 +405,8 @@ static void test_http_on_rank0(void **state)
 {
     const char *dir = tu_tmpdir("mpi-http");
     double m1[16], m2[16];
-    assert_int_equal(xrd_roi_means(m1, 3, 7), 9);
-    xrd_roi_means(m2, 5, 2);
+    assert_int_equal(tu_xrd_roi_means(m1, 3, 7), 9);
+    tu_xrd_roi_means(m2, 5, 2);
     int port = free_port();
     pid_t pid = spawn_mpi_replay(dir, port, "--keep-alive --rate 2");
     wait_up(port, 60);
@@ -476,7 +476,7 @@ static void test_http_on_worker_rank_stop(void **state)
 {
     const char *dir = tu_tmpdir("mpi-http-stop");
     double m1[16];
-    xrd_roi_means(m1, 3, 7);
+    tu_xrd_roi_means(m1, 3, 7);
     int port = free_port();
     pid_t pid = spawn_mpi_replay(dir, port, "--http-rank 1 --rate 2");
     wait_up(port, 60);

@@ -31,50 +31,6 @@
 #define run tu_run
 #define output tu_output
 
-/* ROI means of every image of dump_xrd.cbors, by event number, from the raw
- * bytes: the item is 55799(42877([n, {"xrd": 42878(["STINS", [json, px]])}])). */
-static int xrd_roi_means(double *means, int till_x, int from_y)
-{
-    size_t len;
-    uint8_t *buf = tu_read_file(tu_shared("dranspose/dump_xrd.cbors"), &len);
-    size_t off = 0;
-    int images = 0;
-    while (off < len) {
-        struct cbor_load_result r;
-        cbor_item_t *it = cbor_load(buf + off, len - off, &r);
-        assert_non_null(it);
-        off += r.read;
-        cbor_item_t *t = it;
-        while (cbor_isa_tag(t)) {
-            cbor_item_t *in = cbor_tag_item(t);
-            if (t != it) cbor_decref(&t);
-            t = in;
-        }
-        uint64_t n = cbor_get_int(cbor_array_handle(t)[0]);
-        cbor_item_t *streams = cbor_array_handle(t)[1];
-        cbor_item_t *sd = cbor_tag_item(cbor_map_handle(streams)[0].value);
-        cbor_item_t *frames = cbor_array_handle(sd)[1];
-        if (cbor_array_size(frames) == 2) {
-            const uint8_t *px = cbor_bytestring_handle(cbor_array_handle(frames)[1]);
-            assert_int_equal(cbor_bytestring_length(cbor_array_handle(frames)[1]), 200);
-            double s = 0;
-            int cnt = 0;
-            for (int row = 0; row < till_x; row++)
-                for (int col = from_y; col < 10; col++) {
-                    s += px[2 * (row * 10 + col)] | (px[2 * (row * 10 + col) + 1] << 8);
-                    cnt++;
-                }
-            means[n] = s / cnt;
-            images++;
-        }
-        cbor_decref(&sd);
-        cbor_decref(&t);
-        cbor_decref(&it);
-    }
-    free(buf);
-    return images;
-}
-
 static void read_h5_f32(const char *path, const char *name, float *out, hsize_t *n)
 {
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -116,7 +72,7 @@ static void test_tutorial_dump_xrd(void **state)
     double means[11];
     for (int i = 0; i < 11; i++)
         means[i] = NAN;
-    assert_int_equal(xrd_roi_means(means, 3, 7), 9);
+    assert_int_equal(tu_xrd_roi_means(means, 3, 7), 9);
     char h5[4200];
     snprintf(h5, sizeof h5, "%s/output/xrd_processed.h5", dir);
     float got[16];
@@ -148,7 +104,7 @@ static void test_defaults_and_cbor_params(void **state)
     if (rc != 0) fail_msg("replay failed (%d):\n%s", rc, o);
     free(o);
     double means[11];
-    xrd_roi_means(means, 5, 8);
+    tu_xrd_roi_means(means, 5, 8);
     char h5[4200];
     snprintf(h5, sizeof h5, "%s/output/xrd_processed.h5", dir);
     float got[16];

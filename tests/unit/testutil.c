@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <cbor.h>
+#include <math.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,4 +124,49 @@ int tu_free_port(void)
         fail_msg("cannot find a free TCP port");
     close(fd);
     return ntohs(a.sin_port);
+}
+
+/* ROI means of every image of dump_xrd.cbors by event number, from the raw
+ * bytes: 55799(42877([n, {"xrd": 42878(["STINS", [json, px]])}])), 10x10
+ * little-endian uint16 frames. */
+int tu_xrd_roi_means(double *means, int till_x, int from_y)
+{
+    size_t len;
+    uint8_t *buf = tu_read_file(tu_shared("dranspose/dump_xrd.cbors"), &len);
+    size_t off = 0;
+    int images = 0;
+    while (off < len) {
+        struct cbor_load_result r;
+        cbor_item_t *it = cbor_load(buf + off, len - off, &r);
+        assert_non_null(it);
+        off += r.read;
+        cbor_item_t *t = it;
+        while (cbor_isa_tag(t)) {
+            cbor_item_t *in = cbor_tag_item(t);
+            if (t != it) cbor_decref(&t);
+            t = in;
+        }
+        uint64_t n = cbor_get_int(cbor_array_handle(t)[0]);
+        cbor_item_t *streams = cbor_array_handle(t)[1];
+        cbor_item_t *sd = cbor_tag_item(cbor_map_handle(streams)[0].value);
+        cbor_item_t *frames = cbor_array_handle(sd)[1];
+        if (cbor_array_size(frames) == 2) {
+            const uint8_t *px = cbor_bytestring_handle(cbor_array_handle(frames)[1]);
+            assert_int_equal(cbor_bytestring_length(cbor_array_handle(frames)[1]), 200);
+            double s = 0;
+            int cnt = 0;
+            for (int row = 0; row < till_x && row < 10; row++)
+                for (int col = from_y; col < 10; col++) {
+                    s += px[2 * (row * 10 + col)] | (px[2 * (row * 10 + col) + 1] << 8);
+                    cnt++;
+                }
+            means[n] = cnt ? s / cnt : NAN;
+            images++;
+        }
+        cbor_decref(&sd);
+        cbor_decref(&t);
+        cbor_decref(&it);
+    }
+    free(buf);
+    return images;
 }

@@ -23,6 +23,10 @@ const char *tu_write(const char *dir, const char *name, const char *text);
 int tu_free_port(void);
 /* Runs a shell command in dir with LOG_LEVEL=WARNING; stdout+stderr go to
  * dir/out.txt. Returns the exit status (-1 if killed). */
+/* ROI means (mean of frame[:till_x, from_y:]) of every image of
+ * ../shared/data/dranspose/dump_xrd.cbors by event number, decoded here from
+ * the raw CBOR bytes, independently of weir; returns the image count. */
+int tu_xrd_roi_means(double *means, int till_x, int from_y);
 int tu_run(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The output of the last tu_run, NUL-terminated (caller frees). */
 char *tu_output(void);
