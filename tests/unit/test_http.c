@@ -44,23 +44,6 @@
 
 #include "testhttp.h"
 
-/* Waits until GET path answers 200 (deadline s seconds). */
-static void wait_up(int port, double s)
-{
-    double end = now_s() + s;
-    CURL *c = curl_easy_init();
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/status", port);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 2L);
-    while (curl_easy_perform(c) != CURLE_OK) {
-        if (now_s() > end) fail_msg("server on port %d did not come up", port);
-        nap_ms(20);
-    }
-    curl_easy_cleanup(c);
-}
-
 /* ---- weir as a child process ---- */
 
 static pid_t spawn_weir(const char *dir, const char *const *args)

@@ -279,34 +279,6 @@ static void test_hung_worker_rank(void **state)
 
 /* ---- the HTTP control plane on a rank ---- */
 
-/* Waits until the server answers (deadline s seconds). */
-static void wait_up(int port, double s)
-{
-    double end = now_s() + s;
-    CURL *c = curl_easy_init();
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/status", port);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 2L);
-    while (curl_easy_perform(c) != CURLE_OK) {
-        if (now_s() > end) fail_msg("server on port %d did not come up", port);
-        nap_ms(50);
-    }
-    curl_easy_cleanup(c);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* mpirun ... weir replay of dump_xrd.cbors (till_x 3, from_y 7) serving on
  * port, with more options; output in dir/weir.log. Returns mpirun's pid. */
 static pid_t spawn_mpi_replay(const char *dir, int port, const char *more)
@@ -407,7 +379,7 @@ static void test_http_on_rank0(void **state)
     double m1[16], m2[16];
     assert_int_equal(tu_xrd_roi_means(m1, 3, 7), 9);
     tu_xrd_roi_means(m2, 5, 2);
-    int port = free_port();
+    int port = tu_free_port();
     pid_t pid = spawn_mpi_replay(dir, port, "--keep-alive --rate 2");
     wait_up(port, 60);
     wait_roi(port, 2, 60);
@@ -477,7 +449,7 @@ static void test_http_on_worker_rank_stop(void **state)
     const char *dir = tu_tmpdir("mpi-http-stop");
     double m1[16];
     tu_xrd_roi_means(m1, 3, 7);
-    int port = free_port();
+    int port = tu_free_port();
     pid_t pid = spawn_mpi_replay(dir, port, "--http-rank 1 --rate 2");
     wait_up(port, 60);
     wait_roi(port, 3, 60);
@@ -510,7 +482,7 @@ static void test_http_on_worker_rank_stop(void **state)
 static void test_http_abort(void **state)
 {
     const char *dir = tu_tmpdir("mpi-http-abort");
-    int port = free_port();
+    int port = tu_free_port();
     pid_t pid = spawn_mpi_replay(dir, port, "--rate 2 --keep-alive");
     wait_up(port, 60);
     wait_roi(port, 2, 60);
@@ -649,7 +621,7 @@ static int check_run_means(const cJSON *rm, int n, int old_x, int old_y, int new
 static void test_run_http_continuous(void **state)
 {
     const char *dir = tu_tmpdir("mpi-run-http");
-    int sport = free_port(), port = free_port();
+    int sport = tu_free_port(), port = tu_free_port();
     pid_t pid = spawn_mpi_run(dir, sport, port, "", "--continuous");
     wait_up(port, 60);
     wait_state(port, "armed", 60);
@@ -730,7 +702,7 @@ static void test_run_http_continuous(void **state)
 static void test_run_http_worker_rank_stop(void **state)
 {
     const char *dir = tu_tmpdir("mpi-run-http-stop");
-    int sport = free_port(), port = free_port();
+    int sport = tu_free_port(), port = tu_free_port();
     pid_t pid = spawn_mpi_run(dir, sport, port, ", \"http_rank\": 1", "");
     wait_up(port, 60);
     pid_t sim = spawn_sim(dir, sport, 60, 4);

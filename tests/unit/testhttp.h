@@ -143,6 +143,23 @@ static __attribute__((unused)) const char *jstr(const cJSON *o, const char *k)
     return v->valuestring;
 }
 
+/* Waits until the server on port answers /api/v1/status (deadline s seconds). */
+static __attribute__((unused)) void wait_up(int port, double s)
+{
+    double end = now_s() + s;
+    CURL *c = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/status", port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 2L);
+    while (curl_easy_perform(c) != CURLE_OK) {
+        if (now_s() > end) fail_msg("server on port %d did not come up", port);
+        nap_ms(20);
+    }
+    curl_easy_cleanup(c);
+}
+
 /* Polls /status until its state is `state` (deadline s seconds). */
 static __attribute__((unused)) void wait_state(int port, const char *state, double s)
 {
