@@ -138,6 +138,14 @@ static void check_served(int port, const uint64_t *want, int expect_clips)
     }
 }
 
+/* Ends the kept-alive run (SIGTERM) and checks that it exits within 10 s. */
+static void stop_live(const char *dir)
+{
+    int rc = tu_run(dir, "p=$(cat pid); kill $p; for i in $(seq 100); do kill -0 $p 2>/dev/null "
+                         "|| exit 0; sleep 0.1; done; exit 1");
+    if (rc) fail_msg("weir tags live did not exit after SIGTERM");
+}
+
 static const char *recipe = "{\"instruments\": [{\"kind\": \"corr\", \"name\": \"g2\", \"start\": "
                             "1, \"stop\": 2, \"binwidth\": \"16ps\", \"bins\": 2000}]}";
 
@@ -165,7 +173,7 @@ static void test_live_equals_brute_force(void **state)
                     tu_build("weir"), port);
     assert_int_equal(rc, 0);
     check_served(port, want, (int)((n + 776) / 777));
-    tu_run(dir, "kill $(cat pid); sleep 0.2");
+    stop_live(dir);
 
     /* --follow: the file is half written when the run starts */
     weir_tag_reader *r;
@@ -183,7 +191,7 @@ static void test_live_equals_brute_force(void **state)
                 cut, tu_build("weir"), port, cut + 1);
     assert_int_equal(rc, 0);
     check_served(port, want, 0);
-    tu_run(dir, "kill $(cat pid); sleep 0.2");
+    stop_live(dir);
 
     /* the same growing file through `weir tags corr --follow` */
     rc = tu_run(dir,

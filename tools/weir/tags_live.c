@@ -25,7 +25,9 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +43,8 @@ typedef struct {
     int follow;
     double timeout_s, rate; /* clips per second; 0: as fast as possible */
     uint64_t clips;
-    int state; /* 0: header next, 1: clips, 2: end sent */
-    volatile sig_atomic_t *stop;
+    int state;       /* 0: header next, 1: clips, 2: end sent */
+    atomic_int stop; /* set by the main thread on SIGINT/SIGTERM */
 } tsrc;
 
 static int json_part(weir_msg *m, cJSON *j)
@@ -110,7 +112,7 @@ static int src_next(void *ud, weir_event **out)
             free(ev);
             return (int)n;
         }
-        if (n > 0 || !s->follow || *s->stop) break;
+        if (n > 0 || !s->follow || atomic_load(&s->stop)) break;
         /* nothing decodable right now: the file may still grow */
         uint64_t before = weir_tag_tell(s->r).record, now = 0;
         if (weir_tag_refresh(s->r, &now, err, sizeof err)) break;
@@ -353,12 +355,12 @@ static const weir_plugin tags_reducer = {
 
 /* ---- the verb ---- */
 
-static volatile sig_atomic_t live_stop;
-
-static void on_sig(int s)
+/* 1 when SIGINT or SIGTERM came within ms (they are blocked in every
+ * thread and taken here, as in weir replay: no handler, no global). */
+static int signalled(const sigset_t *sigs, long ms)
 {
-    (void)s;
-    live_stop = 1;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    return sigtimedwait(sigs, NULL, &ts) > 0;
 }
 
 static void live_help(FILE *f)
@@ -377,7 +379,7 @@ int cli_tags_live(int argc, char **argv)
 {
     const char *file = NULL, *recipe = NULL;
     weir_tag_format fmt = WEIR_TAGFMT_AUTO;
-    tsrc s = {.clip = 1000000, .timeout_s = 10, .stop = &live_stop};
+    tsrc s = {.clip = 1000000, .timeout_s = 10};
     cli_http_opts ho = {0};
     int keep_alive = 0, hrc, rc = 2;
     for (int i = 1; i < argc; i++) {
@@ -449,6 +451,12 @@ int cli_tags_live(int argc, char **argv)
         return 1;
     }
     rc = 1;
+    /* before any thread starts, so every thread inherits the mask */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     weir_params *params = weir_params_new();
     weir_results *results = NULL;
     weir_http *http = NULL;
@@ -472,15 +480,16 @@ int cli_tags_live(int argc, char **argv)
         fprintf(stderr, "weir tags live: %s\n", err);
         goto out;
     }
-    signal(SIGINT, on_sig);
-    signal(SIGTERM, on_sig);
     if (http) {
         weir_http_attach(http, eng, results);
         weir_http_set_state(http, WEIR_HTTP_RUNNING, NULL);
     }
     weir_engine_start(eng, (weir_source){src_next, src_progress, &s});
-    while (!weir_engine_wait(eng, 200))
-        if (live_stop) weir_engine_stop(eng);
+    while (!weir_engine_wait(eng, 0))
+        if (signalled(&sigs, 200)) {
+            atomic_store(&s.stop, 1);
+            weir_engine_stop(eng);
+        }
     weir_stats st;
     weir_engine_stats(eng, &st);
     if (http) {
@@ -500,8 +509,8 @@ int cli_tags_live(int argc, char **argv)
     if (http && keep_alive) {
         fprintf(stderr, "weir tags live: still serving http://%s:%d/ (Ctrl-C to end)\n", ho.addr,
                 weir_http_port(http));
-        while (!live_stop)
-            nap(0.2);
+        while (!atomic_load(&s.stop) && !signalled(&sigs, 1000))
+            ;
     }
     rc = 0;
 out:
